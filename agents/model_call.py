@@ -1,0 +1,80 @@
+"""One model call with its repair loop: the only way nodes talk to a model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from langchain_core.messages import AIMessage
+
+from condor_state.context import Context
+from graphs.models import ModelUnavailable, chat_model, request_slot
+from prompts.markers import ParseError
+from prompts.repair import TRUNCATED, repair_messages
+
+T = TypeVar("T")
+
+
+@dataclass
+class Outcome(Generic[T]):
+    """A parsed value, or the reason there is none; tokens and repairs are counted either way."""
+
+    value: T | None = None
+    error: str | None = None
+    raw: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    repairs: int = 0
+
+
+async def ask(
+    context: Context, role: str, messages: list[dict[str, str]], parse: Callable[[str], T], language: str
+) -> Outcome[T]:
+    """Call the role's model and parse its reply, re-asking up to context.max_repairs times."""
+    model = chat_model(context, role)
+    outcome: Outcome[T] = Outcome()
+    conversation = list(messages)
+    reason = ""
+    for attempt in range(context.max_repairs + 1):
+        try:
+            async with request_slot(context):
+                reply = await model.ainvoke(conversation)
+        except ModelUnavailable as exc:
+            outcome.error = f"{role}: {exc}"
+            return outcome
+        except Exception as exc:  # transport errors left after the client's own retries
+            outcome.error = f"{role}: request failed: {type(exc).__name__}: {str(exc)[:300]}"
+            return outcome
+        text = _text(reply)
+        _count_tokens(outcome, reply, conversation, text)
+        outcome.raw = text
+        outcome.repairs = attempt
+        if reply.response_metadata.get("finish_reason") == "length":
+            reason = TRUNCATED
+        else:
+            try:
+                outcome.value = parse(text)
+                return outcome
+            except ParseError as exc:
+                reason = str(exc)
+        conversation = [*messages, *repair_messages(text, reason, language)]
+    outcome.error = f"{role}: {reason}" + (f" (after {context.max_repairs} repair attempts)" if context.max_repairs else "")
+    return outcome
+
+
+def _text(reply: AIMessage) -> str:
+    content = reply.content
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+
+
+def _count_tokens(outcome: Outcome[T], reply: AIMessage, conversation: list[dict[str, str]], text: str) -> None:
+    usage = reply.usage_metadata
+    if usage:
+        outcome.tokens_in += usage.get("input_tokens", 0)
+        outcome.tokens_out += usage.get("output_tokens", 0)
+    else:  # rough estimate when a server reports no usage
+        outcome.tokens_in += sum(len(m["content"]) for m in conversation) // 4
+        outcome.tokens_out += len(text) // 4

@@ -1,0 +1,30 @@
+"""responder: the first ("void") answer, with the question as a plain user turn."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agents.model_call import ask
+from condor_state.context import Context
+from condor_state.state import BatchState, Sample, with_usage
+from prompts.answer import build_messages, parse_answer
+
+
+async def responder(state: BatchState, runtime: Runtime[Context]) -> dict[str, Any]:
+    samples = state.get("samples", [])
+    answered = await asyncio.gather(*(_answer(s, state, runtime.context) for s in samples))
+    return {"samples": list(answered)}
+
+
+async def _answer(sample: Sample, state: BatchState, context: Context) -> Sample:
+    if sample["status"] != "active" or sample["answer"]:
+        return sample
+    outcome = await ask(context, "responder", build_messages(sample["question"]), parse_answer, state["language"])
+    updated = with_usage(sample, outcome.tokens_in, outcome.tokens_out, outcome.repairs)
+    if outcome.value is None:
+        return {**updated, "status": "failed", "error": outcome.error}
+    return {**updated, "void_answer": outcome.value, "answer": outcome.value}
+

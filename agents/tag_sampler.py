@@ -1,0 +1,31 @@
+"""tag_sampler: which tag path, task type and language this question-writer call is about."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from condor_state.context import Context
+from condor_state.plan import plan_for
+from condor_state.state import BatchState
+
+
+def tag_sampler(state: BatchState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Take call_index's entry of the seeded, balanced plan; pinned choices in the input win."""
+    context = runtime.context
+    index = state.get("call_index")
+    if index is None:  # an interactive run (Studio) without a plan position
+        index = random.randrange(1_000_000)
+    entry = plan_for(context.tree, context.seed, context.languages).entry(index)
+    pinned = state.get("tag_path")
+    if isinstance(pinned, str):
+        pinned = [part.strip() for part in pinned.split(">") if part.strip()]
+    return {
+        "call_index": index,
+        "tag_path": list(pinned or entry.tag_path),
+        "task_type": state.get("task_type") or entry.task_type,
+        "language": state.get("language") or entry.language,
+        "samples": [],
+    }

@@ -1,0 +1,101 @@
+"""Graph state: plain, JSON-like types so every checkpoint serializes cleanly and reads back in Studio."""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict
+
+SampleStatus = Literal["active", "done", "failed"]
+
+
+class Round(TypedDict):
+    """One critique of the current answer, and the revision it led to (None when none was made)."""
+
+    round: int
+    strengths: str
+    weaknesses: str
+    suggestions: str
+    score: int
+    critique: str
+    revised_answer: str | None
+
+
+class Sample(TypedDict):
+    """One question and its answers as it moves through responder → critic ⇄ reviser."""
+
+    id: str
+    position: int
+    difficulty: str
+    question: str
+    void_answer: str | None
+    answer: str | None
+    rounds: list[Round]
+    status: SampleStatus
+    error: str | None
+    repairs: int
+    tokens_in: int
+    tokens_out: int
+
+
+class BatchInput(TypedDict, total=False):
+    """What a thread starts from: a call index of the run plan, or pinned choices (Studio)."""
+
+    call_index: int
+    keep: int
+    tag_path: list[str]
+    task_type: str
+    language: str
+    question: str
+    difficulty: str
+
+
+class BatchState(TypedDict):
+    """One question-writer call: its tag, task and language, and the samples it produced."""
+
+    call_index: NotRequired[int]
+    keep: NotRequired[int]
+    tag_path: NotRequired[list[str]]
+    task_type: NotRequired[str]
+    language: NotRequired[str]
+    question: NotRequired[str]
+    difficulty: NotRequired[str]
+    samples: NotRequired[list[Sample]]
+    error: NotRequired[str | None]
+    tokens_in: NotRequired[int]
+    tokens_out: NotRequired[int]
+
+
+def sample_id(seed: int, position: int) -> str:
+    """Deterministic from the run seed and the sample's position in the plan."""
+    return f"s{seed}-{position:07d}"
+
+
+def new_sample(seed: int, position: int, difficulty: str, question: str, error: str | None = None) -> Sample:
+    return Sample(
+        id=sample_id(seed, position),
+        position=position,
+        difficulty=difficulty,
+        question=question,
+        void_answer=None,
+        answer=None,
+        rounds=[],
+        status="failed" if error else "active",
+        error=error,
+        repairs=0,
+        tokens_in=0,
+        tokens_out=0,
+    )
+
+
+def revisions(sample: Sample) -> int:
+    """How many times the sample's answer was revised."""
+    return sum(1 for r in sample["rounds"] if r["revised_answer"])
+
+
+def with_usage(sample: Sample, tokens_in: int, tokens_out: int, repairs: int) -> Sample:
+    """The sample with one more model call's tokens and repairs counted."""
+    return {
+        **sample,
+        "tokens_in": sample["tokens_in"] + tokens_in,
+        "tokens_out": sample["tokens_out"] + tokens_out,
+        "repairs": sample["repairs"] + repairs,
+    }

@@ -1,0 +1,1 @@
+"""Prompt templates as data (English and Chinese), each with the parser of its output format."""

@@ -1,0 +1,156 @@
+"""Question-writer prompt (Condor Void): one tag path + one task type → Easy, Medium and Hard questions."""
+
+from __future__ import annotations
+
+import re
+
+from condor_state.tasks import DIFFICULTIES, TASK_DESCRIPTIONS, TASK_NAMES_ZH, Difficulty
+from prompts.markers import ParseError, clean, marker, section
+
+INSTRUCTIONS = {
+    "en": """You write questions that real users would ask an AI assistant.
+Given a topic (a path in a knowledge tree) and a task type, write three questions of different difficulty: Easy, Medium and Hard.
+Every question must:
+- carry enough context to stand on its own (never abrupt), and fit the topic and the task type;
+- be genuinely harder from Easy to Medium to Hard (more constraints, more reasoning, more expertise);
+- be imaginative and specific, and must not copy the examples;
+- be written in English.
+Reply with exactly this format and nothing else:
+[Easy][Question Start]...[Question End]
+[Medium][Question Start]...[Question End]
+[Hard][Question Start]...[Question End]""",
+    "zh": """你为AI助手编写真实用户会提出的问题。
+给定一个话题（知识树中的一条路径）和一种任务类型，写出三个难度不同的问题：Easy（简单）、Medium（中等）、Hard（困难）。
+每个问题都必须：
+- 含有足够的背景信息，不突兀，并且切合话题和任务类型；
+- 难度从简单到中等到困难确实逐级提高（更多约束、更多推理、更专业）；
+- 富有想象力、具体，不照抄示例；
+- 用中文书写。
+严格按以下格式回复，不要输出其他内容：
+[Easy][Question Start]...[Question End]
+[Medium][Question Start]...[Question End]
+[Hard][Question Start]...[Question End]""",
+}
+
+EXAMPLES = {
+    "en": [
+        (
+            "Food & Cooking > Baking > Sourdough starter maintenance",
+            "Domain QA",
+            "How often should I feed a sourdough starter that I keep on the kitchen counter?",
+            "My sourdough starter doubles in size but smells strongly of nail-polish remover after 12 hours. "
+            "What is causing this, and how should I change my feeding ratio to fix it?",
+            "I bake twice a week in a 28 °C apartment and want the same starter to peak reliably 8 hours after "
+            "feeding. Design a feeding schedule (flour types, ratios, water temperature) and explain the "
+            "microbiology behind each choice.",
+        ),
+        (
+            "Careers & Workplace > Job Offers > Negotiating a first salary offer",
+            "Role Playing",
+            "Pretend you are a friendly HR manager and tell me, a new graduate, how salary talks usually go.",
+            "Act as the recruiter of a mid-size software company. I just received an offer of $72,000 and have a "
+            "competing offer of $78,000. Respond to my request for a higher salary in a realistic way.",
+            "Play a hiring manager with a fixed budget who cannot raise the base salary. I will push for more pay; "
+            "stay in character and negotiate other parts of the package (signing bonus, remote days, training "
+            "budget) while protecting the company's interests.",
+        ),
+    ],
+    "zh": [
+        (
+            "饮食与烹饪 > 地方菜系 > 川菜麻婆豆腐",
+            "Domain QA",
+            "做麻婆豆腐时，豆腐为什么要先用淡盐水焯一下？",
+            "我做的麻婆豆腐总是不够麻也不够香，郫县豆瓣和花椒分别应该在什么时候下锅？火候怎么掌握？",
+            "我要给一家新开的川菜馆设计麻婆豆腐的标准化出品流程，要求每份口味稳定、出餐时间不超过五分钟。"
+            "请给出原料配比、预处理方法和操作步骤，并解释每一步背后的原理。",
+        ),
+        (
+            "教育与升学 > 高考 > 新高考选科组合",
+            "Role Playing",
+            "请你扮演一位高中班主任，跟我聊聊新高考选科时最需要注意什么。",
+            "你现在是一名升学规划师。我物理成绩中等、历史成绩很好，将来想学法律，请以规划师的身份帮我分析该选哪三门。",
+            "请扮演一位经验丰富的高中校长，面对一群担心“物化生”组合太难而想改选文科的家长，"
+            "在家长会上回应他们的顾虑，既要说明各组合对大学专业报考的影响，也要兼顾学生兴趣和学校师资的现实情况。",
+        ),
+    ],
+}
+
+TASK_LINE = {
+    "en": "Topic: {tag_path}\nTask type: {task_type} ({description})",
+    "zh": "话题：{tag_path}\n任务类型：{task_type}（{description}）",
+}
+EXAMPLE_HEADER = {"en": "Example {n}", "zh": "示例{n}"}
+YOUR_TURN = {"en": "Now write the three questions for this topic and task type.", "zh": "现在请为下面的话题和任务类型写出三个问题。"}
+
+GRAMMAR = r"""
+root ::= "[Easy][Question Start]" text "[Question End]\n[Medium][Question Start]" text "[Question End]\n[Hard][Question Start]" text "[Question End]"
+text ::= [^\[\]\x00]{8,700}
+"""
+
+
+def _task_name(task_type: str, language: str) -> str:
+    return TASK_NAMES_ZH.get(task_type, task_type) if language == "zh" else task_type  # type: ignore[call-overload]
+
+
+def _task_block(tag_path: list[str] | tuple[str, ...], task_type: str, language: str) -> str:
+    return TASK_LINE[language].format(
+        tag_path=" > ".join(tag_path),
+        task_type=_task_name(task_type, language),
+        description=TASK_DESCRIPTIONS[language].get(task_type, task_type),  # type: ignore[arg-type]
+    )
+
+
+def build_messages(tag_path: list[str] | tuple[str, ...], task_type: str, language: str) -> list[dict[str, str]]:
+    """System instructions, two worked examples, then the tag path and task type to write for."""
+    parts = []
+    for n, (path, task, easy, medium, hard) in enumerate(EXAMPLES[language], start=1):
+        parts.append(
+            f"{EXAMPLE_HEADER[language].format(n=n)}\n{_task_block(path.split(' > '), task, language)}\n"
+            f"[Easy][Question Start]{easy}[Question End]\n"
+            f"[Medium][Question Start]{medium}[Question End]\n"
+            f"[Hard][Question Start]{hard}[Question End]"
+        )
+    parts.append(f"{YOUR_TURN[language]}\n{_task_block(tag_path, task_type, language)}")
+    return [
+        {"role": "system", "content": INSTRUCTIONS[language]},
+        {"role": "user", "content": "\n\n".join(parts)},
+    ]
+
+
+LEVEL = re.compile(r"[\[【]\s*(easy|medium|hard)\s*[\]】]", re.IGNORECASE)
+START = marker("Question", "Start")
+END = marker("Question", "End")
+
+
+def parse_questions(text: str) -> dict[Difficulty, str]:
+    """Questions found per difficulty; raises ParseError when none is usable.
+
+    Tolerates prose around the blocks, missing end markers, a doubled level (the first non-empty wins) and
+    blocks without level labels (taken as Easy, Medium, Hard in order).
+    """
+    text = clean(text)
+    found: dict[Difficulty, str] = {}
+    labels = list(LEVEL.finditer(text))
+    for i, label in enumerate(labels):
+        level = label.group(1).capitalize()
+        segment_end = labels[i + 1].start() if i + 1 < len(labels) else len(text)
+        segment = text[label.end() : segment_end]
+        question = section(segment, START, END) if START.search(segment) else _strip_end(segment)
+        if question and _is_question(question) and level not in found:
+            found[level] = question  # type: ignore[index]
+    if not labels:
+        blocks = [section(text[m.start() :], START, END) for m in START.finditer(text)]
+        for level, question in zip(DIFFICULTIES, [b for b in blocks if b and _is_question(b)], strict=False):
+            found[level] = question
+    if not found:
+        raise ParseError("no question between [Question Start] and [Question End] markers")
+    return {level: found[level] for level in DIFFICULTIES if level in found}
+
+
+def _strip_end(segment: str) -> str:
+    closed = END.search(segment)
+    return section("[Question Start]" + (segment[: closed.start()] if closed else segment), START, END) or ""
+
+
+def _is_question(text: str) -> bool:
+    return len(text.strip(" .。…")) >= 8 and text.strip() != "..."
