@@ -15,7 +15,8 @@ from prompts.critique import build_messages, parse_critique
 
 async def critic(state: BatchState, runtime: Runtime[Context]) -> dict[str, Any]:
     samples = state.get("samples", [])
-    judged = await asyncio.gather(*(_judge(s, state, runtime.context) for s in samples))
+    context = runtime.context or Context()  # None when a caller (e.g. Studio) sends no context
+    judged = await asyncio.gather(*(_judge(s, state, context) for s in samples))
     return {"samples": list(judged)}
 
 

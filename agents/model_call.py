@@ -59,7 +59,9 @@ async def ask(
             except ParseError as exc:
                 reason = str(exc)
         conversation = [*messages, *repair_messages(text, reason, language)]
-    outcome.error = f"{role}: {reason}" + (f" (after {context.max_repairs} repair attempts)" if context.max_repairs else "")
+    outcome.error = f"{role}: {reason}" + (
+        f" (after {context.max_repairs} repair attempts)" if context.max_repairs else ""
+    )
     return outcome
 
 

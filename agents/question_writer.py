@@ -15,7 +15,7 @@ from prompts.questions import build_messages, parse_questions
 
 async def question_writer(state: BatchState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Write the questions; a level the model never produced becomes a failed sample with the reason."""
-    context = runtime.context
+    context = runtime.context or Context()
     keep = max(1, min(state.get("keep", 3), 3))
     first = state.get("call_index", 0) * 3
     if state.get("question"):  # a question pinned in the input (Studio)

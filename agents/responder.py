@@ -15,7 +15,8 @@ from prompts.answer import build_messages, parse_answer
 
 async def responder(state: BatchState, runtime: Runtime[Context]) -> dict[str, Any]:
     samples = state.get("samples", [])
-    answered = await asyncio.gather(*(_answer(s, state, runtime.context) for s in samples))
+    context = runtime.context or Context()  # None when a caller (e.g. Studio) sends no context
+    answered = await asyncio.gather(*(_answer(s, state, context) for s in samples))
     return {"samples": list(answered)}
 
 
@@ -27,4 +28,3 @@ async def _answer(sample: Sample, state: BatchState, context: Context) -> Sample
     if outcome.value is None:
         return {**updated, "status": "failed", "error": outcome.error}
     return {**updated, "void_answer": outcome.value, "answer": outcome.value}
-

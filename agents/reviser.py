@@ -15,7 +15,8 @@ from prompts.revision import build_messages, parse_revision
 
 async def reviser(state: BatchState, runtime: Runtime[Context]) -> dict[str, Any]:
     samples = state.get("samples", [])
-    revised = await asyncio.gather(*(_revise(s, state, runtime.context) for s in samples))
+    context = runtime.context or Context()  # None when a caller (e.g. Studio) sends no context
+    revised = await asyncio.gather(*(_revise(s, state, context) for s in samples))
     return {"samples": list(revised)}
 
 

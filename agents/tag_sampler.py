@@ -14,7 +14,7 @@ from condor_state.state import BatchState
 
 def tag_sampler(state: BatchState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Take call_index's entry of the seeded, balanced plan; pinned choices in the input win."""
-    context = runtime.context
+    context = runtime.context or Context()
     index = state.get("call_index")
     if index is None:  # an interactive run (Studio) without a plan position
         index = random.randrange(1_000_000)

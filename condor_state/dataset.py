@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -78,9 +77,7 @@ class Dataset:
         with self.db.conn:
             ids = [row["id"] for row in sample_rows]
             if ids:
-                self.db.execute(
-                    f"DELETE FROM rounds WHERE sample_id IN ({','.join('?' * len(ids))})", ids
-                )
+                self.db.execute(f"DELETE FROM rounds WHERE sample_id IN ({','.join('?' * len(ids))})", ids)
             self.db["samples"].insert_all(sample_rows, replace=True)  # type: ignore[union-attr]
             if round_rows:
                 self.db["rounds"].insert_all(round_rows, replace=True)  # type: ignore[union-attr]
@@ -102,6 +99,12 @@ class Dataset:
             where = f"status IN ({','.join('?' * len(params))})"
         yield from self.db["samples"].rows_where(where, params, order_by="position")  # type: ignore[union-attr]
 
+    def samples_by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        where = f"id IN ({','.join('?' * len(ids))})"
+        return list(self.db["samples"].rows_where(where, ids, order_by="position"))  # type: ignore[union-attr]
+
     def rounds_of(self, sample_id: str) -> list[dict[str, Any]]:
         return list(self.db["rounds"].rows_where("sample_id = ?", [sample_id], order_by="round"))  # type: ignore[union-attr]
 
@@ -115,7 +118,9 @@ def _shared_tokens(state: BatchState) -> tuple[int, int]:
     return state.get("tokens_in", 0) // n, state.get("tokens_out", 0) // n
 
 
-def sample_row(state: BatchState, sample: Sample, now: float, shared_in: int = 0, shared_out: int = 0) -> dict[str, Any]:
+def sample_row(
+    state: BatchState, sample: Sample, now: float, shared_in: int = 0, shared_out: int = 0
+) -> dict[str, Any]:
     rounds = sample["rounds"]
     revised = [r for r in rounds if r["revised_answer"]]
     tag_path = list(state.get("tag_path", []))
@@ -157,7 +162,3 @@ def round_rows_of(sample: Sample) -> list[dict[str, Any]]:
         }
         for r in sample["rounds"]
     ]
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)

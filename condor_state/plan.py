@@ -84,9 +84,7 @@ class SamplingPlan:
 
 
 @lru_cache(maxsize=16)
-def _epoch_order(
-    tree: KnowledgeTree, language: str, seed: int, epoch: int
-) -> tuple[tuple[TagPath, TaskType], ...]:
+def _epoch_order(tree: KnowledgeTree, language: str, seed: int, epoch: int) -> tuple[tuple[TagPath, TaskType], ...]:
     """One pass over all (leaf, task) pairs: shuffled within each root, roots interleaved in turn."""
     rng = random.Random(f"{seed}:{language}:{epoch}:{tree.fingerprint}")
     by_root: dict[str, list[tuple[TagPath, TaskType]]] = {}

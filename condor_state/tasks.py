@@ -46,7 +46,9 @@ TASK_DESCRIPTIONS: dict[Language, dict[TaskType, str]] = {
         "Role Playing": "用户请助手扮演某个角色或职业，在具体情境中对话",
         "Daily Chat": "日常闲聊或生活中的个人请求",
         "Domain QA": "需要该领域专业知识才能回答的问题",
-        "Given Material Processing": "问题中附带一段材料（文字、表格、列表或数据），要求总结、提取、改写或分析，材料写在问题里",
+        "Given Material Processing": (
+            "问题中附带一段材料（文字、表格、列表或数据），要求总结、提取、改写或分析，材料写在问题里"
+        ),
         "Response Format Control": "对回答形式有明确要求（字数、列表、JSON、表格、风格）的请求",
         "View": "就有争议的话题征求观点、评价或立场",
         "Creation": "创作类请求：故事、诗歌、口号、方案、书信",

@@ -180,7 +180,9 @@ def _mapping_items(node: yaml.MappingNode, source: str, path: TagPath) -> list[t
     for key_node, value_node in node.value:
         name = _name(key_node, source, path)
         if name in seen:
-            raise TreeError(f"{source}:{_line(key_node)}: duplicate key '{name}' under '{' > '.join(path) or 'top level'}'")
+            raise TreeError(
+                f"{source}:{_line(key_node)}: duplicate key '{name}' under '{' > '.join(path) or 'top level'}'"
+            )
         seen.add(name)
         items.append((name, value_node))
     return items

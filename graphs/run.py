@@ -1,0 +1,154 @@
+"""`python -m graphs.run --samples N --out DIR`: synthesize N refined samples into DIR/condor.db, resumably."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from condor_state.context import Context
+from condor_state.plan import LanguageMixError, parse_language_mix
+from condor_state.tree import TreeError, load_tree
+from graphs.cli import OneLineParser, fail
+from graphs.models import ModelUnavailable, embedded_model, gguf_path
+from graphs.runner import RunError, RunSummary, plain_reporter, run_job
+
+PROG = "python -m graphs.run"
+
+
+def parser() -> OneLineParser:
+    p = OneLineParser(prog=PROG, description="Synthesize Condor SFT samples (questions, answers, critique rounds).")
+    p.add_argument("--samples", type=int, required=True, help="number of sample rows the run ends with")
+    p.add_argument("--out", required=True, help="run directory (condor.db, checkpoints.db, run.json)")
+    p.add_argument(
+        "--base-url", default="", help="OpenAI-compatible endpoint (default: env OPENAI_BASE_URL, else embedded)"
+    )
+    p.add_argument("--model", default="", help="model name for every role (default: env CONDOR_MODEL)")
+    for role in ("question-writer", "responder", "critic", "reviser"):
+        p.add_argument(f"--{role}-model", default="", help=f"model for the {role} (default: --model)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling plan (default 0)")
+    p.add_argument("--max-rounds", type=int, default=2, help="most revisions per sample (default 2)")
+    p.add_argument("--threshold", type=int, default=8, help="critic score that accepts an answer (default 8)")
+    p.add_argument("--tree", default="", help="knowledge tree file, YAML or JSON (default: the bundled tree)")
+    p.add_argument("--languages", default="en=0.5,zh=0.5", help="language mix (default en=0.5,zh=0.5)")
+    p.add_argument("--concurrency", type=int, default=8, help="most model requests in flight (default 8)")
+    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
+    p.add_argument("--max-tokens", type=int, default=1024, help="most tokens per model reply (default 1024)")
+    p.add_argument("--max-repairs", type=int, default=1, help="re-asks after an unparsable reply (default 1)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per model request (default 300)")
+    return p
+
+
+def context_from(args: object) -> Context:
+    a = vars(args)
+    return Context(
+        base_url=a["base_url"],
+        model=a["model"],
+        question_writer_model=a["question_writer_model"],
+        responder_model=a["responder_model"],
+        critic_model=a["critic_model"],
+        reviser_model=a["reviser_model"],
+        threshold=a["threshold"],
+        max_rounds=a["max_rounds"],
+        languages=a["languages"],
+        seed=a["seed"],
+        tree=str(Path(a["tree"]).resolve()) if a["tree"] else "",
+        temperature=a["temperature"],
+        max_tokens=a["max_tokens"],
+        max_repairs=a["max_repairs"],
+        concurrency=a["concurrency"],
+        timeout=a["timeout"],
+    )
+
+
+def validate(args: object, context: Context) -> None:
+    """Every user mistake found here, before any work: one line each."""
+    a = vars(args)
+    if a["samples"] < 1:
+        fail(PROG, "--samples must be at least 1", 2)
+    if a["max_rounds"] < 0 or a["concurrency"] < 1 or a["max_tokens"] < 16 or a["max_repairs"] < 0:
+        fail(PROG, "--max-rounds and --max-repairs must be >= 0, --concurrency >= 1, --max-tokens >= 16", 2)
+    if not 1 <= a["threshold"] <= 10:
+        fail(PROG, "--threshold must be between 1 and 10", 2)
+    try:
+        tree = load_tree(context.tree or None)
+        parse_language_mix(context.languages, tree.languages)
+    except (TreeError, LanguageMixError) as exc:
+        fail(PROG, str(exc))
+    out = Path(a["out"])
+    if out.exists() and not out.is_dir():
+        fail(PROG, f"--out {out} exists and is not a directory")
+
+
+def check_model(context: Context) -> None:
+    """Fail fast, in one line, when the model cannot be used at all."""
+    if context.embedded:
+        gguf_path(context.model)
+        embedded_model(context.model)
+        return
+    from openai import APIConnectionError, APIStatusError, AuthenticationError, OpenAI
+
+    client = OpenAI(
+        base_url=context.base_url, api_key=os.environ.get("OPENAI_API_KEY") or "not-needed", timeout=15, max_retries=1
+    )
+    try:
+        client.models.list()
+    except AuthenticationError:
+        raise ModelUnavailable(f"{context.base_url} refused the API key (set OPENAI_API_KEY)") from None
+    except APIConnectionError as exc:
+        raise ModelUnavailable(f"cannot reach {context.base_url}: {exc.__cause__ or exc}") from None
+    except APIStatusError:
+        pass  # some servers do not list models; the endpoint answered, which is what matters here
+
+
+def reporter() -> Callable[[RunSummary, int], None]:
+    if sys.stderr.isatty():
+        return rich_reporter()
+    return plain_reporter()
+
+
+def rich_reporter() -> Callable[[RunSummary, int], None]:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+
+    def report(summary: RunSummary, in_flight: int) -> None:
+        made = summary.stored_before + summary.done + summary.failed
+        console.print(
+            f"[bold]{made}/{summary.samples}[/] samples  [green]{summary.done} done[/]  "
+            f"[red]{summary.failed} failed[/]  {in_flight} in flight  tokens {summary.tokens_in}/{summary.tokens_out}",
+            highlight=False,
+        )
+
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    context = context_from(args)
+    validate(args, context)
+    try:
+        check_model(context)
+    except ModelUnavailable as exc:
+        fail(PROG, str(exc))
+    where = context.base_url or f"embedded {gguf_path(context.model).name}"
+    print(f"[condor] {args.samples} samples -> {args.out} using {where}", file=sys.stderr, flush=True)
+    try:
+        summary = asyncio.run(run_job(Path(args.out), args.samples, context, reporter()))
+    except RunError as exc:
+        fail(PROG, str(exc))
+    except KeyboardInterrupt:
+        fail(PROG, "interrupted; finished samples are stored, re-run the same command to resume", 130)
+    for line in summary.lines():
+        print(line)
+    if summary.unfinished:
+        for problem in summary.unfinished[:5]:
+            print(f"unfinished: {problem}", file=sys.stderr)
+        fail(PROG, f"{len(summary.unfinished)} calls did not finish; re-run the same command to resume them")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
