@@ -13,7 +13,7 @@ from condor_state.plan import LanguageMixError, parse_language_mix
 from condor_state.tree import TreeError, load_tree
 from graphs.cli import OneLineParser, fail
 from graphs.models import ModelUnavailable, embedded_model, gguf_path
-from graphs.runner import RunError, RunSummary, plain_reporter, run_job
+from graphs.runner import RunError, RunSummary, check_settings, plain_reporter, run_job, run_settings
 
 PROG = "python -m graphs.run"
 
@@ -132,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_model(context)
     except ModelUnavailable as exc:
+        fail(PROG, str(exc))
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        check_settings(Path(args.out), run_settings(context))
+    except (RunError, OSError) as exc:
         fail(PROG, str(exc))
     where = context.base_url or f"embedded {gguf_path(context.model).name}"
     print(f"[condor] {args.samples} samples -> {args.out} using {where}", file=sys.stderr, flush=True)
