@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,8 +34,8 @@ def parse_language_mix(text: str, available: tuple[str, ...]) -> dict[str, float
             weight = float(value) if value else 1.0
         except ValueError:
             raise LanguageMixError(f"--languages: '{part}' is not NAME=WEIGHT") from None
-        if weight < 0:
-            raise LanguageMixError(f"--languages: weight for '{name}' is negative")
+        if not math.isfinite(weight) or weight < 0:
+            raise LanguageMixError(f"--languages: weight for '{name}' must be a finite number, not negative")
         if name not in available:
             raise LanguageMixError(f"--languages: the tree has no '{name}' tags (it has: {', '.join(available)})")
         weights[name] = weight

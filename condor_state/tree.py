@@ -115,10 +115,11 @@ def _from_yaml_text(text: str, source: str) -> KnowledgeTree:
     if not isinstance(root, yaml.MappingNode):
         raise TreeError(f"{source}:{_line(root)}: top level must map language codes ({', '.join(LANGUAGES)}) to roots")
     leaves: dict[str, tuple[TagPath, ...]] = {}
+    lines = {_name(key_node, source, ()): _line(key_node) for key_node, _ in root.value}
     for key, value in _mapping_items(root, source, ()):
         if key not in LANGUAGES:
             raise TreeError(
-                f"{source}:{_line(root)}: unknown language '{key}' at the top level (expected {', '.join(LANGUAGES)})"
+                f"{source}:{lines[key]}: unknown language '{key}' at the top level (expected {', '.join(LANGUAGES)})"
             )
         collected: list[TagPath] = []
         _walk_children(value, (), source, collected, stack=(), is_root_level=True, label=key)
@@ -140,7 +141,7 @@ def _walk_children(
     label: str = "",
 ) -> None:
     where = " > ".join(path) or label
-    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
+    if _is_null(node):
         if is_root_level or not path:
             raise TreeError(f"{source}: '{where}' has no root domains")
         out.append(path)
@@ -169,7 +170,7 @@ def _walk_children(
         if name in seen:
             raise TreeError(f"{source}:{_line(node)}: duplicate tag '{name}' under '{where}'")
         seen.add(name)
-        if is_root_level and child is None:
+        if is_root_level and _is_null(child):
             raise TreeError(f"{source}:{_line(node)}: root domain '{name}' is empty")
         _walk_children(child, (*path, name), source, out, stack)
 
@@ -198,6 +199,10 @@ def _name(node: yaml.Node, source: str, path: TagPath) -> str:
     if "\n" in name or "[" in name or "]" in name:
         raise TreeError(f"{source}:{_line(node)}: under '{where}': tag '{name[:40]}' may not contain newlines or [ ]")
     return name
+
+
+def _is_null(node: yaml.Node | None) -> bool:
+    return node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"))
 
 
 def _line(node: yaml.Node) -> int:

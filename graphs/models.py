@@ -20,7 +20,7 @@ from langchain_core.runnables import Runnable
 from condor_state.context import Context
 from prompts import critique, questions, revision
 
-GRAMMARS = {"question_writer": questions.GRAMMAR, "critic": critique.GRAMMAR, "reviser": revision.GRAMMAR}
+GRAMMARS = {"question_writer": questions.grammar, "critic": critique.grammar, "reviser": revision.grammar}
 TRANSCRIPT_PREAMBLE = (
     "A conversation between a user and a knowledgeable, helpful AI assistant. The assistant answers in the "
     "user's language with accurate, specific and well-organized replies.\n\n"
@@ -49,7 +49,7 @@ def _openai_role(
 
     extra_body = None
     if os.environ.get("CONDOR_GRAMMAR", "").lower() in {"1", "true", "yes"} and role in GRAMMARS:
-        extra_body = {"grammar": GRAMMARS[role]}  # llama.cpp servers accept a GBNF grammar per request
+        extra_body = {"grammar": GRAMMARS[role](max_tokens)}  # llama.cpp servers accept a GBNF grammar per request
     return ChatOpenAI(
         base_url=base_url,
         model=model or "default",
@@ -69,7 +69,7 @@ def _embedded_role(model: str, role: str, temperature: float, max_tokens: int, s
     if role in GRAMMARS:
         from llama_cpp import LlamaGrammar
 
-        kwargs["grammar"] = LlamaGrammar.from_string(GRAMMARS[role], verbose=False)
+        kwargs["grammar"] = LlamaGrammar.from_string(GRAMMARS[role](max_tokens), verbose=False)
     return llm.bind(**kwargs)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from prompts.markers import ParseError, clean, marker, section
+from prompts.markers import CHARS_PER_TOKEN, ParseError, clean, marker, section
 
 INSTRUCTIONS = {
     "en": """You are a demanding reviewer of AI assistant answers.
@@ -52,12 +52,17 @@ LABELS = {
     "zh": ("示例", "问题", "回答", "评审", "现在请评审下面的回答。"),
 }
 
-GRAMMAR = r"""
-root ::= "[Strength Start]" items "[Strength End]\n[Weakness Start]" items "[Weakness End]\n[Suggestion Start]" items "[Suggestion End]\n[Score Start]" score "[Score End]"
-items ::= item ("\n" item){0,2}
-item ::= [1-3] ". " [^\[\]\n]{4,240}
-score ::= [1-9] | "10"
-"""
+
+def grammar(max_tokens: int) -> str:
+    """GBNF for the three sections (up to two points each) and the score, sized to fit in max_tokens."""
+    chars = max(16, int(max_tokens * CHARS_PER_TOKEN / 6) - 20)
+    return (
+        'root ::= "[Strength Start]" items "[Strength End]\\n[Weakness Start]" items "[Weakness End]\\n'
+        '[Suggestion Start]" items "[Suggestion End]\\n[Score Start]" score "[Score End]"\n'
+        'items ::= item ("\\n" item)?\n'
+        f'item ::= [1-2] ". " [^\\[\\]\\n]{{4,{chars}}}\n'
+        'score ::= [1-9] | "10"\n'
+    )
 
 
 @dataclass(frozen=True)
@@ -90,9 +95,7 @@ SUGGESTION = (marker("Suggestion", "Start"), marker("Suggestion", "End"))
 SCORE = (marker("Score", "Start"), marker("Score", "End"))
 NEXT_SECTION = re.compile(r"[\[【]\s*(strength|weakness|suggestion|score)", re.IGNORECASE)
 SCORE_NUMBER = re.compile(r"(?<![\d.])(10|[1-9])(?:\.\d+)?(?:\s*/\s*10)?(?![\d])")
-LOOSE_SCORE = re.compile(
-    r"(?:score|rating|评分|得分|分数)\s*[:：=]?\s*(10|[1-9])(?:\.\d+)?(?:\s*/\s*10)?", re.IGNORECASE
-)
+LOOSE_SCORE = re.compile(r"(?:score|rating|评分|得分|分数)\s*[:：=]?\s*(10|[1-9])(?![\d])", re.IGNORECASE)
 
 
 def parse_critique(text: str) -> CritiqueVerdict:

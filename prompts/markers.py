@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# Characters per token a grammar may assume: low enough for Chinese text, so constrained replies always fit.
+CHARS_PER_TOKEN = 1.2
 THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
 ANY_MARKER = re.compile(r"\[\s*[A-Za-z][A-Za-z ]{0,30}\]")
 
@@ -27,8 +29,8 @@ def clean(text: str) -> str:
 
 
 def marker(*words: str) -> re.Pattern[str]:
-    """A pattern for [Word Word] allowing any case, extra spaces, a plural 's' and full-width brackets."""
-    body = r"\s*".join(re.escape(w) + ("s?" if i == 0 else "") for i, w in enumerate(words))
+    """A pattern for [Word Word] allowing any case, extra spaces, plurals and full-width brackets."""
+    body = r"\s*".join(re.escape(w) + "(?:e?s)?" for w in words)
     return re.compile(r"[\[【]\s*" + body + r"\s*[\]】]", re.IGNORECASE)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from condor_state.tasks import DIFFICULTIES, TASK_DESCRIPTIONS, TASK_NAMES_ZH, Difficulty
-from prompts.markers import ParseError, clean, marker, section
+from prompts.markers import CHARS_PER_TOKEN, ParseError, clean, marker, section
 
 INSTRUCTIONS = {
     "en": """You write questions that real users would ask an AI assistant.
@@ -85,10 +85,15 @@ YOUR_TURN = {
     "zh": "现在请为下面的话题和任务类型写出三个问题。",
 }
 
-GRAMMAR = r"""
-root ::= "[Easy][Question Start]" text "[Question End]\n[Medium][Question Start]" text "[Question End]\n[Hard][Question Start]" text "[Question End]"
-text ::= [^\[\]]{8,600}
-"""
+
+def grammar(max_tokens: int) -> str:
+    """GBNF that forces the three blocks, each short enough that all fit in max_tokens (even in Chinese)."""
+    chars = max(24, int(max_tokens * CHARS_PER_TOKEN / 3) - 30)
+    return (
+        'root ::= "[Easy][Question Start]" text "[Question End]\\n[Medium][Question Start]" text '
+        '"[Question End]\\n[Hard][Question Start]" text "[Question End]"\n'
+        f"text ::= [^\\[\\]]{{8,{chars}}}\n"
+    )
 
 
 def _task_name(task_type: str, language: str) -> str:
@@ -142,7 +147,7 @@ def parse_questions(text: str) -> dict[Difficulty, str]:
         if question and _is_question(question) and level not in found:
             found[level] = question  # type: ignore[index]
     if not labels:
-        blocks = [section(text[m.start() :], START, END) for m in START.finditer(text)]
+        blocks = [section(text[m.start() :], START, END, stop=START) for m in START.finditer(text)]
         for level, question in zip(DIFFICULTIES, [b for b in blocks if b and _is_question(b)], strict=False):
             found[level] = question
     if not found:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prompts.markers import ParseError, clean, marker, section
+from prompts.markers import CHARS_PER_TOKEN, ParseError, clean, marker, section
 
 INSTRUCTIONS = {
     "en": """You improve an AI assistant's answer using a reviewer's critique.
@@ -43,10 +43,11 @@ LABELS = {
     "zh": ("问题", "回答", "优点", "不足", "改进建议", "请写出改进后的回答。"),
 }
 
-GRAMMAR = r"""
-root ::= "[Improved Answer Start]" text "[Improved Answer End]"
-text ::= [^\[\]]{20,1600}
-"""
+
+def grammar(max_tokens: int) -> str:
+    """GBNF for one marked answer, short enough to close within max_tokens."""
+    chars = max(40, int(max_tokens * CHARS_PER_TOKEN) - 40)
+    return f'root ::= "[Improved Answer Start]" text "[Improved Answer End]"\ntext ::= [^\\[\\]]{{20,{chars}}}\n'
 
 
 def build_messages(

@@ -73,10 +73,6 @@ def test_questions_without_labels_two_blocks_are_easy_and_medium() -> None:
     assert parse_questions(text) == {"Easy": Q_EASY, "Medium": Q_MEDIUM}
 
 
-@pytest.mark.xfail(
-    reason="unlabelled blocks without [Question End] each run to the end of the text, so Easy swallows all three",
-    strict=True,
-)
 def test_questions_without_labels_or_end_markers() -> None:
     text = "\n".join(f"[Question Start]{q}" for q in (Q_EASY, Q_MEDIUM, Q_HARD))
     assert parse_questions(text) == {"Easy": Q_EASY, "Medium": Q_MEDIUM, "Hard": Q_HARD}
@@ -181,7 +177,7 @@ def test_critique_prose_around_and_think_block() -> None:
 def test_critique_sloppy_plural_markers() -> None:
     text = (
         "[ strengths start ]1. Clear.[ strengths end ]\n"
-        "[WEAKNESSES START]1. Too short.[weaknesses end]\n"
+        "[WEAKNESS START]1. Too short.[weakness end]\n"
         "[suggestions  start]1. Add an example.[Suggestions End]\n"
         "[ score start ] 7 [ score end ]"
     )
@@ -192,6 +188,11 @@ def test_critique_sloppy_plural_markers() -> None:
         "1. Add an example.",
         7,
     )
+
+
+def test_critique_weaknesses_plural_marker() -> None:
+    verdict = parse_critique("[Weaknesses Start]1. Too short.[Weaknesses End]\n[Score Start]3[Score End]")
+    assert verdict.weaknesses == "1. Too short."
 
 
 def test_critique_missing_end_markers_stop_at_next_section() -> None:
@@ -235,10 +236,6 @@ def test_critique_out_of_range_marked_score_raises(raw: str) -> None:
         parse_critique(f"[Strength Start]1. Fine.[Strength End]\n[Score Start]{raw}[Score End]")
 
 
-@pytest.mark.xfail(
-    reason="LOOSE_SCORE has no trailing-digit guard: unmarked 'Score: 12' is read as 1 (marked 12 is refused)",
-    strict=True,
-)
 def test_critique_out_of_range_loose_score_raises() -> None:
     with pytest.raises(ParseError):
         parse_critique("[Strength Start]1. Fine.[Strength End]\nScore: 12")
@@ -295,7 +292,7 @@ def test_revision_well_formed() -> None:
 
 
 def test_revision_prose_and_think_around() -> None:
-    text = f"<think>fix the weaknesses</think>Here it is:\n[Improved Answer Start]\n{IMPROVED}\n[Improved Answer End]\nDone."
+    text = f"<think>fix it</think>Here it is:\n[Improved Answer Start]\n{IMPROVED}\n[Improved Answer End]\nDone."
     assert parse_revision(text) == IMPROVED
 
 
@@ -308,10 +305,6 @@ def test_revision_sloppy_and_full_width_markers() -> None:
     assert parse_revision(f"【Improved Answer Start】{IMPROVED}【Improved Answer End】") == IMPROVED
 
 
-@pytest.mark.xfail(
-    reason="marker() puts the optional plural 's' on the first word only ('Improveds'), not on 'Answers'",
-    strict=True,
-)
 def test_revision_plural_answers_marker() -> None:
     assert parse_revision(f"[Improved Answers Start]{IMPROVED}[Improved Answers End]") == IMPROVED
 
