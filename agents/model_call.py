@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import Runnable
 
 from condor_state.context import Context
 from graphs.models import ModelUnavailable, chat_model, request_slot
@@ -32,7 +35,7 @@ async def ask(
     context: Context, role: str, messages: list[dict[str, str]], parse: Callable[[str], T], language: str
 ) -> Outcome[T]:
     """Call the role's model and parse its reply, re-asking up to context.max_repairs times."""
-    model = chat_model(context, role)
+    model = await asyncio.to_thread(_load, context, role)
     outcome: Outcome[T] = Outcome()
     conversation = list(messages)
     reason = ""
@@ -43,9 +46,9 @@ async def ask(
         except ModelUnavailable as exc:
             outcome.error = f"{role}: {exc}"
             return outcome
-        except Exception as exc:  # transport errors left after the client's own retries
-            outcome.error = f"{role}: request failed: {type(exc).__name__}: {str(exc)[:300]}"
-            return outcome
+        except Exception as exc:  # left after the client's own retries, or an unreadable response body
+            reason = f"request failed: {type(exc).__name__}: {str(exc)[:300]}"
+            continue  # counts as an attempt; re-ask the same conversation
         text = _text(reply)
         _count_tokens(outcome, reply, conversation, text)
         outcome.raw = text
@@ -63,6 +66,15 @@ async def ask(
         f" (after {context.max_repairs} repair attempts)" if context.max_repairs else ""
     )
     return outcome
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+def _load(context: Context, role: str) -> Runnable[Any, BaseMessage]:
+    """Off the event loop (a first call reads files and loads weights; langgraph dev refuses blocking calls), once."""
+    with _LOAD_LOCK:
+        return chat_model(context, role)
 
 
 def _text(reply: AIMessage) -> str:

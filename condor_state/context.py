@@ -32,7 +32,8 @@ class Context:
     temperature: float = field(default=0.7, metadata={"description": "Sampling temperature for every role."})
     max_tokens: int = field(default=1024, metadata={"description": "Most tokens one model reply may have."})
     max_repairs: int = field(default=1, metadata={"description": "Re-asks after a reply that does not parse."})
-    concurrency: int = field(default=8, metadata={"description": "Most model requests in flight (all roles)."})
+    concurrency: int = field(default=16, metadata={"description": "Most model requests in flight (all roles)."})
+    rpm: float = field(default=0.0, metadata={"description": "Most requests per minute (0: no limit)."})
     timeout: float = field(default=300.0, metadata={"description": "Seconds before one model request gives up."})
 
     def __post_init__(self) -> None:

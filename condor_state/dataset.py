@@ -83,6 +83,11 @@ class Dataset:
                 self.db["rounds"].insert_all(round_rows, replace=True)  # type: ignore[union-attr]
         return [row["id"] for row in sample_rows]
 
+    def record_run(self, row: dict[str, Any]) -> None:
+        """One row per invocation of a run: what it did and its token counts."""
+        with self.db.conn:
+            self.db["runs"].insert(row, alter=True)  # type: ignore[union-attr]
+
     def ids(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT id FROM samples")}
 

@@ -15,6 +15,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatResult
+from langchain_core.rate_limiters import InMemoryRateLimiter
 from langchain_core.runnables import Runnable
 
 from condor_state.context import Context
@@ -169,5 +170,13 @@ async def request_slot(context: Context) -> AsyncIterator[None]:
     limit = 1 if context.embedded else max(1, context.concurrency)
     gates = _GATES.setdefault(asyncio.get_running_loop(), {})
     gate = gates.setdefault(limit, asyncio.Semaphore(limit))
+    if context.rpm > 0:
+        await _rate_limiter(context.rpm).aacquire()
     async with gate:
         yield
+
+
+@lru_cache(maxsize=4)
+def _rate_limiter(rpm: float) -> InMemoryRateLimiter:
+    """One token bucket per process shared by every role, so --rpm counts all requests (repairs included)."""
+    return InMemoryRateLimiter(requests_per_second=rpm / 60, check_every_n_seconds=0.01, max_bucket_size=1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from condor_state.context import Context
@@ -13,7 +13,16 @@ from condor_state.plan import LanguageMixError, parse_language_mix
 from condor_state.tree import TreeError, load_tree
 from graphs.cli import OneLineParser, fail
 from graphs.models import ModelUnavailable, embedded_model, gguf_path
-from graphs.runner import RunError, RunSummary, check_settings, plain_reporter, run_job, run_settings
+from graphs.runner import (
+    BarReporter,
+    LogReporter,
+    Reporter,
+    RunError,
+    RunSummary,
+    check_settings,
+    run_job,
+    run_settings,
+)
 
 PROG = "python -m graphs.run"
 
@@ -33,7 +42,8 @@ def parser() -> OneLineParser:
     p.add_argument("--threshold", type=int, default=8, help="critic score that accepts an answer (default 8)")
     p.add_argument("--tree", default="", help="knowledge tree file, YAML or JSON (default: the bundled tree)")
     p.add_argument("--languages", default="en=0.5,zh=0.5", help="language mix (default en=0.5,zh=0.5)")
-    p.add_argument("--concurrency", type=int, default=8, help="most model requests in flight (default 8)")
+    p.add_argument("--concurrency", type=int, default=16, help="most model requests in flight, all roles (default 16)")
+    p.add_argument("--rpm", type=float, default=0, help="most requests per minute, for hosted APIs (default: no limit)")
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
     p.add_argument("--max-tokens", type=int, default=1024, help="most tokens per model reply (default 1024)")
     p.add_argument("--max-repairs", type=int, default=1, help="re-asks after an unparsable reply (default 1)")
@@ -59,6 +69,7 @@ def context_from(args: object) -> Context:
         max_tokens=a["max_tokens"],
         max_repairs=a["max_repairs"],
         concurrency=a["concurrency"],
+        rpm=a["rpm"],
         timeout=a["timeout"],
     )
 
@@ -68,8 +79,8 @@ def validate(args: object, context: Context) -> None:
     a = vars(args)
     if a["samples"] < 1:
         fail(PROG, "--samples must be at least 1", 2)
-    if a["max_rounds"] < 0 or a["concurrency"] < 1 or a["max_tokens"] < 16 or a["max_repairs"] < 0:
-        fail(PROG, "--max-rounds and --max-repairs must be >= 0, --concurrency >= 1, --max-tokens >= 16", 2)
+    if a["max_rounds"] < 0 or a["concurrency"] < 1 or a["max_tokens"] < 16 or a["max_repairs"] < 0 or a["rpm"] < 0:
+        fail(PROG, "--max-rounds, --max-repairs and --rpm must be >= 0, --concurrency >= 1, --max-tokens >= 16", 2)
     if not 1 <= a["threshold"] <= 10:
         fail(PROG, "--threshold must be between 1 and 10", 2)
     try:
@@ -103,26 +114,28 @@ def check_model(context: Context) -> None:
         pass  # some servers do not list models; the endpoint answered, which is what matters here
 
 
-def reporter() -> Callable[[RunSummary, int], None]:
-    if sys.stderr.isatty():
-        return rich_reporter()
-    return plain_reporter()
+def reporter() -> Reporter:
+    """A progress bar on a terminal, plain periodic log lines otherwise."""
+    return BarReporter() if sys.stderr.isatty() else LogReporter()
 
 
-def rich_reporter() -> Callable[[RunSummary, int], None]:
-    from rich.console import Console
+async def run_until_stopped(out: Path, samples: int, context: Context) -> RunSummary:
+    """First Ctrl-C (or SIGTERM): finish calls in flight, start no new ones. Second Ctrl-C: stop now."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    job = asyncio.ensure_future(run_job(out, samples, context, reporter(), stop))
 
-    console = Console(stderr=True)
+    def on_signal() -> None:
+        if stop.is_set():
+            print("\n[condor] stopping now; unfinished calls resume from their last checkpoint", file=sys.stderr)
+            job.cancel()
+        else:
+            stop.set()
+            print("\n[condor] finishing the calls in flight (Ctrl-C again to stop now)", file=sys.stderr)
 
-    def report(summary: RunSummary, in_flight: int) -> None:
-        made = summary.stored_before + summary.done + summary.failed
-        console.print(
-            f"[bold]{made}/{summary.samples}[/] samples  [green]{summary.done} done[/]  "
-            f"[red]{summary.failed} failed[/]  {in_flight} in flight  tokens {summary.tokens_in}/{summary.tokens_out}",
-            highlight=False,
-        )
-
-    return report
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    return await job
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,13 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     where = context.base_url or f"embedded {gguf_path(context.model).name}"
     print(f"[condor] {args.samples} samples -> {args.out} using {where}", file=sys.stderr, flush=True)
     try:
-        summary = asyncio.run(run_job(Path(args.out), args.samples, context, reporter()))
+        summary = asyncio.run(run_until_stopped(Path(args.out), args.samples, context))
     except RunError as exc:
         fail(PROG, str(exc))
-    except KeyboardInterrupt:
-        fail(PROG, "interrupted; finished samples are stored, re-run the same command to resume", 130)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        fail(PROG, "stopped; finished samples are stored, re-run the same command to resume", 130)
     for line in summary.lines():
         print(line)
+    if summary.interrupted:
+        return 130
     if summary.unfinished:
         for problem in summary.unfinished[:5]:
             print(f"unfinished: {problem}", file=sys.stderr)

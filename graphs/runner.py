@@ -6,10 +6,10 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -42,25 +42,43 @@ class RunError(RuntimeError):
 
 @dataclass
 class RunSummary:
+    """Counts for the user: this invocation's work and the directory's totals."""
+
     samples: int
-    done: int = 0
-    failed: int = 0
-    revisions: int = 0
     stored_before: int = 0
+    done: int = 0  # this invocation
+    failed: int = 0  # this invocation
+    revisions: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    total_done: int = 0
+    total_failed: int = 0
+    resumed_threads: int = 0
     seconds: float = 0.0
+    interrupted: bool = False
     unfinished: list[str] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        return self.stored_before + self.done + self.failed
 
     def lines(self) -> list[str]:
         mean = self.revisions / self.done if self.done else 0.0
+        rate = (self.done + self.failed) / self.seconds * 60 if self.seconds else 0.0
         return [
-            f"samples: {self.done + self.failed}/{self.samples} stored "
-            f"({self.done} done, {self.failed} failed; {self.stored_before} were already stored)",
-            f"revisions: {self.revisions} ({mean:.2f} per done sample)",
+            f"samples: {self.total_done + self.total_failed}/{self.samples} stored "
+            f"({self.total_done} done, {self.total_failed} failed; {self.stored_before} were already stored)",
+            f"this run: {self.done} done, {self.failed} failed, {self.revisions} revisions "
+            f"({mean:.2f} per done sample), {rate:.1f} samples/min",
             f"tokens: {self.tokens_in} in / {self.tokens_out} out",
-            f"time: {self.seconds:.1f} s",
+            f"time: {self.seconds:.1f} s" + ("  (stopped early: re-run the same command to resume)" * self.interrupted),
         ]
+
+
+class Reporter(Protocol):
+    def update(self, summary: RunSummary, in_flight: int) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def thread_id(seed: int, call_index: int) -> str:
@@ -107,14 +125,23 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
 
 
 async def run_job(
-    out: Path, samples: int, context: Context, report: Callable[[RunSummary, int], None] | None = None
+    out: Path,
+    samples: int,
+    context: Context,
+    reporter: Reporter | None = None,
+    stop: asyncio.Event | None = None,
 ) -> RunSummary:
-    """Run every unfinished call of the plan with at most `concurrency` threads in flight."""
-    started = time.monotonic()
+    """Run every unfinished call of the plan with at most `concurrency` calls in flight.
+
+    Setting `stop` lets calls in flight finish and takes no new ones; cancelling the task stops at once, and the
+    cancelled calls resume from their last checkpoint next time.
+    """
+    started, wall_started = time.monotonic(), time.time()
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, run_settings(context))
     dataset = Dataset.in_dir(out)
     summary = RunSummary(samples=samples)
+    stop = stop or asyncio.Event()
     stored = dataset.ids()
     calls = calls_for(samples)
     pending = [
@@ -123,48 +150,87 @@ async def run_job(
         if not all(sample_id(context.seed, i * QUESTIONS_PER_CALL + k) in stored for k in range(keep))
     ]
     summary.stored_before = sum(keep for _, keep in calls) - sum(keep for _, keep in pending)
-    queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
-    for item in pending:
-        queue.put_nowait(item)
+    queue = deque(pending)
     in_flight = 0
+    try:
+        async with AsyncSqliteSaver.from_conn_string(str(out / CHECKPOINTS)) as saver:
+            graph = builder.compile(checkpointer=saver)
+            existing = await _threads_to_resume(saver, context.seed, {i for i, _ in pending})
+            summary.resumed_threads = len(existing)
 
-    async with AsyncSqliteSaver.from_conn_string(str(out / CHECKPOINTS)) as saver:
-        graph = builder.compile(checkpointer=saver)
+            async def run_call(call_index: int, keep: int) -> None:
+                tid = thread_id(context.seed, call_index)
+                config: dict[str, Any] = {"configurable": {"thread_id": tid}}
+                start: dict[str, Any] | None = {"call_index": call_index, "keep": keep}
+                final: BatchState | None = None
+                if tid in existing:
+                    snapshot = await graph.aget_state(config)
+                    if snapshot.next:
+                        start = None  # continue from the last checkpoint
+                    elif snapshot.values:
+                        final = snapshot.values  # finished before a crash, not stored yet
+                if final is None:
+                    final = await graph.ainvoke(start, config, context=context, durability="sync")
+                for row in dataset.samples_by_ids(dataset.write_batch(final)):
+                    _count(summary, row)
+                await saver.adelete_thread(tid)
 
-        async def run_call(call_index: int, keep: int) -> None:
-            config: dict[str, Any] = {"configurable": {"thread_id": thread_id(context.seed, call_index)}}
-            snapshot = await graph.aget_state(config)
-            if snapshot.values and not snapshot.next:
-                final: BatchState = snapshot.values  # finished before a crash, not yet stored
-            else:
-                start = None if snapshot.next else {"call_index": call_index, "keep": keep}
-                final = await graph.ainvoke(start, config, context=context, durability="sync")
-            for sample in dataset.samples_by_ids(dataset.write_batch(final)):
-                _count(summary, sample)
-            await saver.adelete_thread(config["configurable"]["thread_id"])
+            async def worker() -> None:
+                nonlocal in_flight
+                while queue and not stop.is_set():
+                    call_index, keep = queue.popleft()
+                    in_flight += 1
+                    try:
+                        await run_call(call_index, keep)
+                    except Exception as exc:  # keep going; the thread stays checkpointed for the next run
+                        summary.unfinished.append(f"call {call_index}: {type(exc).__name__}: {exc}")
+                    finally:
+                        in_flight -= 1
+                        if reporter:
+                            reporter.update(summary, in_flight)
 
-        async def worker() -> None:
-            nonlocal in_flight
-            while not queue.empty():
-                call_index, keep = queue.get_nowait()
-                in_flight += 1
-                try:
-                    await run_call(call_index, keep)
-                except Exception as exc:  # keep going; the thread stays checkpointed for the next run
-                    summary.unfinished.append(f"call {call_index}: {type(exc).__name__}: {exc}")
-                finally:
-                    in_flight -= 1
-                    if report:
-                        report(summary, in_flight)
-
-        workers = max(1, min(len(pending), 1 if context.embedded else context.concurrency))
-        await asyncio.gather(*(worker() for _ in range(workers)))
-
-    summary.done = dataset.count("done")
-    summary.failed = dataset.count("failed")
-    summary.seconds = time.monotonic() - started
-    dataset.close()
+            workers = max(1, min(len(pending), 1 if context.embedded else context.concurrency))
+            if reporter:
+                reporter.update(summary, 0)
+            await asyncio.gather(*(worker() for _ in range(workers)))
+    except asyncio.CancelledError:
+        summary.interrupted = True
+        raise
+    finally:
+        summary.interrupted = summary.interrupted or bool(queue) or stop.is_set()
+        summary.total_done = dataset.count("done")
+        summary.total_failed = dataset.count("failed")
+        summary.seconds = time.monotonic() - started
+        dataset.record_run(
+            {
+                "started_at": wall_started,
+                "seconds": round(summary.seconds, 3),
+                "samples": samples,
+                "done": summary.done,
+                "failed": summary.failed,
+                "revisions": summary.revisions,
+                "tokens_in": summary.tokens_in,
+                "tokens_out": summary.tokens_out,
+                "interrupted": summary.interrupted,
+                "settings": json.dumps(run_settings(context), ensure_ascii=False),
+            }
+        )
+        dataset.close()
+        if reporter:
+            reporter.close()
     return summary
+
+
+async def _threads_to_resume(saver: AsyncSqliteSaver, seed: int, pending: set[int]) -> set[str]:
+    """Checkpointed threads of pending calls; threads of calls already stored are deleted (crash leftovers)."""
+    await saver.setup()
+    async with saver.conn.execute("SELECT DISTINCT thread_id FROM checkpoints") as cursor:
+        threads = {row[0] for row in await cursor.fetchall()}
+    wanted = {thread_id(seed, i) for i in pending}
+    for leftover in threads - wanted:
+        if leftover.startswith(f"condor-s{seed}-c"):
+            await saver.adelete_thread(leftover)
+    return threads & wanted
 
 
 def _count(summary: RunSummary, row: dict[str, Any]) -> None:
@@ -177,21 +243,70 @@ def _count(summary: RunSummary, row: dict[str, Any]) -> None:
         summary.failed += 1
 
 
-def plain_reporter(every: float = 10.0) -> Callable[[RunSummary, int], None]:
-    """Log lines at most every `every` seconds, for logs and pipes (no terminal)."""
-    last = 0.0
+class LogReporter:
+    """Plain log lines at most every `every` seconds, for logs and pipes (no terminal)."""
 
-    def report(summary: RunSummary, in_flight: int) -> None:
-        nonlocal last
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.last = 0.0
+        self.started = time.monotonic()
+
+    def update(self, summary: RunSummary, in_flight: int) -> None:
         now = time.monotonic()
-        if now - last >= every:
-            last = now
-            made = summary.done + summary.failed
-            print(
-                f"[condor] {summary.stored_before + made}/{summary.samples} samples "
-                f"({summary.done} done, {summary.failed} failed this run), {in_flight} calls in flight",
-                file=sys.stderr,
-                flush=True,
-            )
+        if now - self.last < self.every and summary.stored < summary.samples:
+            return
+        self.last = now
+        made = summary.done + summary.failed
+        rate = made / max(now - self.started, 1e-9) * 60
+        left = summary.samples - summary.stored
+        eta = f"{left / rate:.1f} min" if rate else "?"
+        print(
+            f"[condor] {summary.stored}/{summary.samples} samples ({summary.done} done, {summary.failed} failed "
+            f"this run), {in_flight} calls in flight, {rate:.1f} samples/min, ETA {eta}, "
+            f"tokens {summary.tokens_in} in / {summary.tokens_out} out",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    return report
+    def close(self) -> None:
+        pass
+
+
+class BarReporter:
+    """A rich progress bar on the terminal: done / failed / in flight, rate, ETA, tokens."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]condor"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[green]{task.fields[done]} done[/] [red]{task.fields[failed]} failed[/]"),
+            TextColumn("{task.fields[in_flight]} in flight  {task.fields[rate]:.1f}/min"),
+            TimeRemainingColumn(),
+            TextColumn("tokens {task.fields[tokens]}"),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self.task: Any = None
+        self.started = time.monotonic()
+
+    def update(self, summary: RunSummary, in_flight: int) -> None:
+        made = summary.done + summary.failed
+        fields = {
+            "done": summary.done,
+            "failed": summary.failed,
+            "in_flight": in_flight,
+            "rate": made / max(time.monotonic() - self.started, 1e-9) * 60,
+            "tokens": f"{summary.tokens_in}/{summary.tokens_out}",
+        }
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("run", total=summary.samples, completed=summary.stored, **fields)
+        self.progress.update(self.task, completed=summary.stored, **fields)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.progress.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +33,8 @@ def reply_for(messages: list[dict[str, Any]]) -> str:
             f"[Strength Start]1. Clear.[Strength End]\n[Weakness Start]1. Too short.[Weakness End]\n"
             f"[Suggestion Start]1. Add detail.[Suggestion End]\n[Score Start]{score}[Score End]"
         )
+    if "[Tag Start]" in system:  # graphs.tree expand: four sub-tags, unique per path
+        return "\n".join(f"[Tag Start]Topic {digest} {i}[Tag End]" for i in range(1, 5))
     if "[Improved Answer Start]" in system:
         return f"[Improved Answer Start]A longer, better answer {digest} (revised).[Improved Answer End]"
     return f"An answer {digest}."
@@ -40,9 +43,14 @@ def reply_for(messages: list[dict[str, Any]]) -> str:
 class StubServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int = 0, latency: float = 0.0) -> None:
+    def __init__(self, port: int = 0, latency: float = 0.0, faults: float = 0.0, hang: float = 5.0) -> None:
         super().__init__(("127.0.0.1", port), Handler)
         self.latency = latency
+        self.faults = faults  # share of requests answered with one of FAULTS
+        self.hang = hang  # seconds a "timeout" fault stalls before answering
+        self.rng = random.Random(0)
+        self.fault_counts: dict[str, int] = {}
+        self.first_request_at: float | None = None
         self.lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -57,19 +65,29 @@ class StubServer(ThreadingHTTPServer):
         return self
 
 
+FAULTS = ("429", "500", "timeout", "garbage", "truncated", "badjson")
+
+
 class Handler(BaseHTTPRequestHandler):
     server: StubServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        self._send_raw(status, json.dumps(body).encode(), headers)
+
+    def _send_raw(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout) or was killed
 
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
@@ -85,10 +103,28 @@ class Handler(BaseHTTPRequestHandler):
             server.in_flight += 1
             server.requests += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
+            if server.first_request_at is None:
+                server.first_request_at = time.time()
+            fault = server.rng.choice(FAULTS) if server.rng.random() < server.faults else None
+            if fault:
+                server.fault_counts[fault] = server.fault_counts.get(fault, 0) + 1
         try:
             if server.latency:
                 time.sleep(server.latency)
             content = reply_for(body.get("messages", []))
+            finish_reason = "stop"
+            if fault == "429":
+                return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "0.2"})
+            if fault == "500":
+                return self._send(500, {"error": {"message": "internal error"}})
+            if fault == "timeout":
+                time.sleep(server.hang)
+            if fault == "badjson":
+                return self._send_raw(200, b'{"id": "chatcmpl-stub", "choices": [')
+            if fault == "garbage":
+                content = "lorem ipsum [Question Sta dolor [Score] sit amet"
+            if fault == "truncated":
+                content, finish_reason = content[: len(content) // 2], "length"
             prompt_tokens = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4
             self._send(
                 200,
@@ -98,7 +134,11 @@ class Handler(BaseHTTPRequestHandler):
                     "created": int(time.time()),
                     "model": body.get("model", "stub"),
                     "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content},
+                            "finish_reason": finish_reason,
+                        }
                     ],
                     "usage": {
                         "prompt_tokens": prompt_tokens,
@@ -116,8 +156,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--faults", type=float, default=0.0)
     args = parser.parse_args()
-    server = StubServer(args.port, args.latency)
+    server = StubServer(args.port, args.latency, args.faults)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 

@@ -15,6 +15,7 @@ from tests.conftest import ROOT, cli_env, run_cli
 from tests.openai_stub import StubServer
 
 SAMPLES = 60
+KEY = "sk-condor-crash-test-key-0123456789"
 
 
 def stored(db: Path) -> int:
@@ -38,8 +39,8 @@ def test_sigkill_at_random_moments_then_rerun_gives_exactly_n_unique_rows(tmp_pa
     try:
         for _ in range(5):
             before = stored(db)
-            proc = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=cli_env(), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)  # fmt: skip
+            proc = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=cli_env(OPENAI_API_KEY=KEY),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             deadline = time.monotonic() + 60
             while stored(db) <= before and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.02)
@@ -48,8 +49,13 @@ def test_sigkill_at_random_moments_then_rerun_gives_exactly_n_unique_rows(tmp_pa
             proc.wait()
             counts.append(stored(db))
         assert 0 < counts[-1] < SAMPLES, counts  # the kills really interrupted the run
-        final = run_cli(*args)
+        # the key is in no file of the run directory, unfinished checkpoints and WAL files included
+        assert any(p.name.startswith("checkpoints.db") and p.stat().st_size for p in out.iterdir())
+        for file in out.iterdir():
+            assert KEY.encode() not in file.read_bytes(), file
+        final = run_cli(*args, OPENAI_API_KEY=KEY)
         assert final.returncode == 0, final.stderr
+        assert KEY not in final.stdout + final.stderr
     finally:
         server.shutdown()
         server.server_close()

@@ -102,6 +102,7 @@ def test_environment_configures_the_endpoint(tmp_path: Path, llama_server: str) 
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert llama_server in result.stderr
+    assert key not in result.stdout + result.stderr
     check_run_dir(out, 1)
     for file in out.rglob("*"):
         if file.is_file():
