@@ -35,8 +35,12 @@ async def ask(
     context: Context, role: str, messages: list[dict[str, str]], parse: Callable[[str], T], language: str
 ) -> Outcome[T]:
     """Call the role's model and parse its reply, re-asking up to context.max_repairs times."""
-    model = await asyncio.to_thread(_load, context, role)
     outcome: Outcome[T] = Outcome()
+    try:
+        model = await asyncio.to_thread(_load, context, role)
+    except ModelUnavailable as exc:
+        outcome.error = f"{role}: {exc}"
+        return outcome
     conversation = list(messages)
     reason = ""
     for attempt in range(context.max_repairs + 1):

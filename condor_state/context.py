@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 
+SERVED_MAX_TOKENS = 1024
+EMBEDDED_MAX_TOKENS = 384
 ROLES = ("question_writer", "responder", "critic", "reviser")
 
 
@@ -30,7 +32,10 @@ class Context:
     seed: int = field(default=0, metadata={"description": "Seed of the sampling plan and of model sampling."})
     tree: str = field(default="", metadata={"description": "Knowledge tree file (YAML/JSON); empty: the default."})
     temperature: float = field(default=0.7, metadata={"description": "Sampling temperature for every role."})
-    max_tokens: int = field(default=1024, metadata={"description": "Most tokens one model reply may have."})
+    max_tokens: int = field(
+        default=0,
+        metadata={"description": "Most tokens one model reply may have (0: 1024, or 384 for the embedded model)."},
+    )
     max_repairs: int = field(default=1, metadata={"description": "Re-asks after a reply that does not parse."})
     concurrency: int = field(default=16, metadata={"description": "Most model requests in flight (all roles)."})
     rpm: float = field(default=0.0, metadata={"description": "Most requests per minute (0: no limit)."})
@@ -41,6 +46,8 @@ class Context:
             self.base_url = os.environ.get("OPENAI_BASE_URL", "")
         if not self.model:
             self.model = os.environ.get("CONDOR_MODEL", "")
+        if self.max_tokens <= 0:  # the embedded 270M base model's long replies are slow and no better
+            self.max_tokens = EMBEDDED_MAX_TOKENS if self.embedded else SERVED_MAX_TOKENS
         for role in ROLES:
             name = f"{role}_model"
             if not getattr(self, name):

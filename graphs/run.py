@@ -45,7 +45,7 @@ def parser() -> OneLineParser:
     p.add_argument("--concurrency", type=int, default=16, help="most model requests in flight, all roles (default 16)")
     p.add_argument("--rpm", type=float, default=0, help="most requests per minute, for hosted APIs (default: no limit)")
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
-    p.add_argument("--max-tokens", type=int, default=1024, help="most tokens per model reply (default 1024)")
+    p.add_argument("--max-tokens", type=int, default=0, help="most tokens per reply (default 1024; embedded: 384)")
     p.add_argument("--max-repairs", type=int, default=1, help="re-asks after an unparsable reply (default 1)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per model request (default 300)")
     return p
@@ -79,7 +79,8 @@ def validate(args: object, context: Context) -> None:
     a = vars(args)
     if a["samples"] < 1:
         fail(PROG, "--samples must be at least 1", 2)
-    if a["max_rounds"] < 0 or a["concurrency"] < 1 or a["max_tokens"] < 16 or a["max_repairs"] < 0 or a["rpm"] < 0:
+    too_few_tokens = 0 < a["max_tokens"] < 16
+    if a["max_rounds"] < 0 or a["concurrency"] < 1 or too_few_tokens or a["max_repairs"] < 0 or a["rpm"] < 0:
         fail(PROG, "--max-rounds, --max-repairs and --rpm must be >= 0, --concurrency >= 1, --max-tokens >= 16", 2)
     if not 1 <= a["threshold"] <= 10:
         fail(PROG, "--threshold must be between 1 and 10", 2)

@@ -189,7 +189,9 @@ async def run_job(
                         if reporter:
                             reporter.update(summary, in_flight)
 
-            workers = max(1, min(len(pending), 1 if context.embedded else context.concurrency))
+            # twice as many calls as request slots: a call waiting on its one question-writer request
+            # must not leave a slot idle; the request gate still bounds requests in flight
+            workers = max(1, min(len(pending), 1 if context.embedded else 2 * context.concurrency))
             if reporter:
                 reporter.update(summary, 0)
             await asyncio.gather(*(worker() for _ in range(workers)))

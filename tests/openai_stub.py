@@ -51,6 +51,7 @@ class StubServer(ThreadingHTTPServer):
         self.rng = random.Random(0)
         self.fault_counts: dict[str, int] = {}
         self.first_request_at: float | None = None
+        self.last_response_at: float | None = None
         self.lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -70,6 +71,7 @@ FAULTS = ("429", "500", "timeout", "garbage", "truncated", "badjson")
 
 class Handler(BaseHTTPRequestHandler):
     server: StubServer
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -90,7 +92,22 @@ class Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (timeout) or was killed
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
+        server = self.server
+        if self.path == "/stats":
+            with server.lock:
+                stats = {
+                    "requests": server.requests,
+                    "max_in_flight": server.max_in_flight,
+                    "first_request_at": server.first_request_at,
+                    "last_response_at": server.last_response_at,
+                }
+            self._send(200, stats)
+        elif self.path == "/reset":
+            with server.lock:
+                server.requests = server.max_in_flight = 0
+                server.first_request_at = server.last_response_at = None
+            self._send(200, {})
+        elif self.path.rstrip("/").endswith("/models"):
             self._send(200, {"object": "list", "data": [{"id": "stub", "object": "model", "owned_by": "condor"}]})
         else:
             self._send(404, {"error": {"message": "not found"}})
@@ -150,6 +167,7 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             with server.lock:
                 server.in_flight -= 1
+                server.last_response_at = time.time()
 
 
 def main() -> None:

@@ -1,0 +1,176 @@
+"""Run-engine benchmark: concurrency efficiency, orchestration CPU per sample, peak memory, resume latency.
+
+Everything runs on loopback against tests/openai_stub.py (an OpenAI-compatible server of the project's own,
+started here as a separate process), driving the real `python -m graphs.run` as a subprocess.
+Run: .venv/bin/python -m benchmarks.bench [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+ROOT = Path(__file__).resolve().parent.parent
+LATENCY = 0.1
+
+
+class Stub:
+    """The stub server in its own process, so its CPU is not charged to the run being measured."""
+
+    def __init__(self, latency: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.openai_stub", "--port", "0", "--latency", str(latency)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        port = int(self.proc.stdout.readline())  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def get(self, path: str) -> dict[str, Any]:
+        return json.loads(urllib.request.urlopen(self.url + path, timeout=10).read())
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def env() -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CONDOR_"))}
+    return {**clean, "PYTHONPATH": str(ROOT)}
+
+
+def run(stub: Stub, out: Path, samples: int, concurrency: int) -> dict[str, float]:
+    """One graphs.run to completion; wall time, and the child's own CPU seconds and peak RSS."""
+    args = ["--samples", str(samples), "--out", str(out), "--base-url", stub.url + "/v1"]
+    args += ["--concurrency", str(concurrency)]
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "graphs.run", *args], cwd=ROOT, env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"graphs.run failed: {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+    return {
+        "wall": time.monotonic() - started,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def efficiency(work: Path, concurrency: int, samples: int) -> dict[str, float]:
+    stub = Stub(LATENCY)
+    try:
+        result = run(stub, work / f"eff-{concurrency}", samples, concurrency)
+        stats = stub.get("/stats")
+    finally:
+        stub.close()
+    span = stats["last_response_at"] - stats["first_request_at"]
+    ideal = stats["requests"] * LATENCY / concurrency
+    return {
+        "requests": stats["requests"],
+        "max_in_flight": stats["max_in_flight"],
+        "span": span,
+        "efficiency": ideal / span,
+        "efficiency_whole_command": ideal / result["wall"],
+    }
+
+
+def cpu_per_sample(work: Path, small: int, large: int) -> float:
+    """Orchestration CPU per sample against an instant server; start-up cost cancels in the difference."""
+    stub = Stub(0.0)
+    try:
+        a = run(stub, work / "cpu-small", small, 16)
+        b = run(stub, work / "cpu-large", large, 16)
+    finally:
+        stub.close()
+    return (b["cpu"] - a["cpu"]) / (large - small)
+
+
+def peak_rss(work: Path, sizes: list[int]) -> dict[int, float]:
+    stub = Stub(0.0)
+    try:
+        return {n: run(stub, work / f"rss-{n}", n, 32)["rss_mb"] for n in sizes}
+    finally:
+        stub.close()
+
+
+def resume_latency(work: Path, samples: int, done_share: float = 0.99) -> float:
+    """Seconds from starting `graphs.run` on a run dir that is 99 % stored to its first new model request."""
+    from condor_state.context import Context
+    from graphs.runner import check_settings, run_settings
+
+    out = work / "resume"
+    out.mkdir()
+    stub = Stub(0.0)
+    try:
+        context = Context(base_url=stub.url + "/v1")
+        check_settings(out, run_settings(context))
+        stored = int(samples * done_share) // 3 * 3
+        db = sqlite_utils.Database(out / "condor.db")
+        from condor_state.dataset import Dataset
+
+        Dataset(out / "condor.db").close()  # the real schema
+        rows = (
+            {"id": f"s0-{i:07d}", "position": i, "call_index": i // 3, "status": "done", "question": "q", "rounds": 0}
+            for i in range(stored)
+        )
+        db["samples"].insert_all(rows, batch_size=5000)  # type: ignore[union-attr]
+        db.close()
+        args = ["--samples", str(samples), "--out", str(out), "--base-url", stub.url + "/v1"]
+        started = time.time()
+        proc = subprocess.Popen([sys.executable, "-m", "graphs.run", *args], cwd=ROOT, env=env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        while (first := stub.get("/stats")["first_request_at"]) is None:
+            if proc.poll() is not None:
+                raise SystemExit("graphs.run exited before its first request")
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return first - started
+    finally:
+        stub.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, figures less stable)")
+    args = parser.parse_args()
+    scale = 0.25 if args.quick else 1.0
+    with tempfile.TemporaryDirectory(prefix="condor-bench-") as tmp:
+        work = Path(tmp)
+        print(f"# Condor run-engine benchmark ({os.cpu_count()} cores, stub latency {LATENCY * 1000:.0f} ms)")
+        print("\n## Concurrency efficiency = (requests x latency / concurrency) / wall time (target >= 0.95 at 32)")
+        print("concurrency  requests  max_in_flight  span_s  efficiency  (whole command incl. start-up)")
+        for concurrency, samples in ((1, 12), (8, 96), (32, 384), (64, 768)):
+            r = efficiency(work, concurrency, max(6, int(samples * scale)))
+            print(
+                f"{concurrency:>11}  {r['requests']:>8}  {r['max_in_flight']:>13}  {r['span']:>6.2f}  "
+                f"{r['efficiency']:>10.3f}  ({r['efficiency_whole_command']:.3f})",
+                flush=True,
+            )
+        cpu = cpu_per_sample(work, 30, max(60, int(600 * scale)))
+        print(f"\n## Orchestration CPU per sample, instant server (target <= 5 ms): {cpu * 1000:.1f} ms", flush=True)
+        sizes = [max(100, int(1000 * scale)), max(1000, int(10000 * scale))]
+        rss = peak_rss(work, sizes)
+        print("\n## Peak RSS of graphs.run (target: flat)")
+        for n, mb in rss.items():
+            print(f"{n:>6} samples: {mb:.0f} MB", flush=True)
+        size = max(10000, int(100000 * scale))
+        seconds = resume_latency(work, size)
+        print(f"\n## Resume, 99 % of {size} samples stored: first new request after {seconds:.2f} s (target < 2 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,498 @@
+"""`python -m graphs.show DIR [SAMPLE_ID]`: a run's summary, or one sample's whole story, in a terminal.
+
+Reads DIR/condor.db and DIR/checkpoints.db read-only, so it is safe on a run that is still going or was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from graphs.cli import OneLineParser, fail
+
+PROG = "python -m graphs.show"
+# condor_state.dataset.DB_NAME and graphs.runner.CHECKPOINTS: importing those modules would pull in sqlite-utils
+# (and pandas) or the model stack, seconds of start-up for a command that only reads two files
+DB_NAME = "condor.db"
+CHECKPOINTS = "checkpoints.db"
+SETTINGS = "run.json"
+THREAD = re.compile(r"^condor-s(-?\d+)-c(\d+)$")
+
+
+def parser() -> OneLineParser:
+    p = OneLineParser(prog=PROG, description="Show a Condor run's summary, or one sample's story.")
+    p.add_argument("run_dir", help="run directory (the --out of python -m graphs.run)")
+    p.add_argument("sample_id", nargs="?", help="a sample id such as s0-0000004, or its position (4)")
+    p.add_argument("--limit", type=int, default=20, help="samples listed in the summary (default 20, 0 = none)")
+    return p
+
+
+# ---------------------------------------------------------------- reading a run, read-only
+
+
+class ShowError(Exception):
+    """A problem with what the user pointed at; one line."""
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection: showing a run never changes it, even while the run is writing."""
+    try:
+        conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise ShowError(f"cannot open {path}: {exc}") from None
+    conn.row_factory = sqlite3.Row
+    with closing(conn):
+        yield conn
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return conn.execute(query, [name]).fetchone() is not None
+
+
+def settings_of(run_dir: Path) -> dict[str, Any]:
+    try:
+        settings = json.loads((run_dir / SETTINGS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+@dataclass
+class Unfinished:
+    """A question-writer call still in DIR/checkpoints.db: where it stands and its samples so far."""
+
+    thread_id: str
+    next: list[str] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+    problem: str = ""
+
+    @property
+    def samples(self) -> list[dict[str, Any]]:
+        return list(self.values.get("samples") or [])
+
+
+def unfinished_threads(run_dir: Path) -> tuple[list[Unfinished], str]:
+    """Threads left in the checkpoint file (the runner deletes finished ones), and a note when it is unreadable."""
+    path = run_dir / CHECKPOINTS
+    if not path.is_file():
+        return [], ""
+    try:
+        with read_only(path) as conn:
+            if not has_table(conn, "checkpoints"):
+                return [], ""
+            ids = [row[0] for row in conn.execute("SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id")]
+            threads = [Unfinished(thread_id) for thread_id in ids]
+            _fill_states(conn, threads)
+    except (sqlite3.Error, ShowError) as exc:
+        return [], f"{path} is unreadable: {exc}"
+    return threads, ""
+
+
+def _fill_states(conn: sqlite3.Connection, threads: list[Unfinished]) -> None:
+    """Each thread's latest state and next node, as the graph sees it; a bad checkpoint is noted, not fatal."""
+    if not threads:
+        return
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from graphs.graph import builder
+
+    graph = builder.compile(checkpointer=SqliteSaver(conn))
+    for thread in threads:
+        try:
+            snapshot = graph.get_state({"configurable": {"thread_id": thread.thread_id}})
+        except Exception as exc:  # a checkpoint from another version of the graph, a torn write
+            thread.problem = f"{type(exc).__name__}: {exc}"
+            continue
+        thread.next = list(snapshot.next)
+        thread.values = dict(snapshot.values or {})
+
+
+def call_of(thread_id: str) -> int | None:
+    match = THREAD.match(thread_id)
+    return int(match.group(2)) if match else None
+
+
+# ---------------------------------------------------------------- output: rich on a terminal, plain text otherwise
+
+
+class View(Protocol):
+    def title(self, text: str) -> None: ...
+    def fields(self, pairs: list[tuple[str, str]]) -> None: ...
+    def block(self, heading: str, body: str, style: str = "") -> None: ...
+    def line(self, text: str = "") -> None: ...
+
+
+class PlainView:
+    """Plain text for pipes, files and logs."""
+
+    def __init__(self, out: Any = None) -> None:
+        self.out = out or sys.stdout
+
+    def _print(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def title(self, text: str) -> None:
+        self._print(text)
+        self._print("=" * min(len(text), 100))
+
+    def fields(self, pairs: list[tuple[str, str]]) -> None:
+        width = max((len(label) for label, _ in pairs), default=0)
+        for label, value in pairs:
+            self._print(f"{label + ':':<{width + 1}} {value}")
+
+    def block(self, heading: str, body: str, style: str = "") -> None:
+        self._print()
+        self._print(f"-- {heading} --")
+        for text_line in (body or "(empty)").splitlines() or [""]:
+            self._print(f"  {text_line}" if text_line else "")
+
+    def line(self, text: str = "") -> None:
+        self._print(text)
+
+
+class RichView:
+    """Rules, panels and tables for a terminal; user text is never read as rich markup."""
+
+    def __init__(self, console: Any = None) -> None:
+        from rich.console import Console
+
+        self.console = console or Console(highlight=False)
+
+    def title(self, text: str) -> None:
+        from rich.text import Text
+
+        self.console.rule(Text(text, style="bold"))
+
+    def fields(self, pairs: list[tuple[str, str]]) -> None:
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for label, value in pairs:
+            table.add_row(label, value)
+        self.console.print(table)
+
+    def block(self, heading: str, body: str, style: str = "") -> None:
+        from rich.panel import Panel
+        from rich.text import Text
+
+        self.console.print(
+            Panel(Text(body or "(empty)"), title=Text(heading), title_align="left", border_style=style or "dim")
+        )
+
+    def line(self, text: str = "") -> None:
+        self.console.print(text, markup=False)
+
+
+def default_view() -> View:
+    return RichView() if sys.stdout.isatty() else PlainView()
+
+
+# ---------------------------------------------------------------- summary
+
+
+def counts(conn: sqlite3.Connection, column: str, where: str = "") -> list[tuple[str, int]]:
+    query = f"SELECT {column}, count(*) FROM samples {where} GROUP BY {column} ORDER BY count(*) DESC, {column}"
+    return [(str(value) if value not in (None, "") else "-", n) for value, n in conn.execute(query)]
+
+
+def joined(pairs: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in pairs) or "-"
+
+
+def settings_line(settings: dict[str, Any]) -> list[tuple[str, str]]:
+    if not settings:
+        return [("settings", f"unknown (no readable {SETTINGS})")]
+    models = settings.get("models") or {}
+    names = {model or "default" for model in models.values()}
+    if len(names) <= 1:
+        model_text = next(iter(names), "default")
+    else:
+        model_text = ", ".join(f"{role}={model or 'default'}" for role, model in models.items())
+    endpoint = "embedded model" if settings.get("embedded") else settings.get("base_url") or "-"
+    return [
+        ("model", f"{model_text} via {endpoint}"),
+        (
+            "settings",
+            f"seed {settings.get('seed')}, threshold {settings.get('threshold')}, "
+            f"max rounds {settings.get('max_rounds')}, languages {settings.get('languages')}, "
+            f"temperature {settings.get('temperature')}, max tokens {settings.get('max_tokens')}",
+        ),
+    ]
+
+
+def show_summary(run_dir: Path, view: View, limit: int = 20) -> None:
+    view.title(f"Condor run {run_dir}")
+    settings = settings_line(settings_of(run_dir))
+    with read_only(run_dir / DB_NAME) as conn:
+        if has_table(conn, "samples"):
+            _sample_stats(conn, view, limit, settings)
+        else:
+            view.fields([*settings, ("samples", "none stored yet")])
+    _unfinished_report(run_dir, view)
+
+
+def _sample_stats(conn: sqlite3.Connection, view: View, limit: int, settings: list[tuple[str, str]]) -> None:
+    total = conn.execute("SELECT count(*) FROM samples").fetchone()[0]
+    by_status = dict(counts(conn, "status"))
+    done, failed = by_status.get("done", 0), by_status.get("failed", 0)
+    agg = conn.execute(
+        "SELECT avg(first_score), avg(final_score), sum(rounds), sum(repairs), sum(tokens_in), sum(tokens_out) "
+        "FROM samples WHERE status = 'done'"
+    ).fetchone()
+    all_tokens = conn.execute("SELECT sum(tokens_in), sum(tokens_out), sum(repairs) FROM samples").fetchone()
+    rounds_hist = counts(conn, "rounds", "WHERE status = 'done'")
+    pairs = [
+        *settings,
+        ("samples", f"{total} stored: {done} done, {failed} failed"),
+        ("language", joined(counts(conn, "language"))),
+        ("task type", joined(counts(conn, "task_type"))),
+        ("difficulty", joined(counts(conn, "difficulty"))),
+    ]
+    if done:
+        first, final = (f"{x:.2f}" if x is not None else "-" for x in agg[:2])
+        pairs.append(("scores", f"first {first} -> final {final} (mean critic score of done samples)"))
+        per = (agg[2] or 0) / done
+        hist = ", ".join(f"{n}x {_plural(int(r), 'revision')}" for r, n in sorted(rounds_hist, key=lambda p: int(p[0])))
+        pairs.append(("revisions", f"{agg[2] or 0} ({per:.2f} per done sample; {hist})"))
+    pairs.append(("repairs", str(all_tokens[2] or 0)))
+    pairs.append(("tokens", f"{all_tokens[0] or 0} in / {all_tokens[1] or 0} out"))
+    view.fields(pairs)
+    if failed:
+        reasons = conn.execute(
+            "SELECT substr(coalesce(error, '(no reason)'), 1, 160) AS reason, count(*) AS n FROM samples "
+            "WHERE status != 'done' GROUP BY reason ORDER BY n DESC, reason LIMIT 5"
+        ).fetchall()
+        view.block(f"failure reasons (top {len(reasons)})", "\n".join(f"{n:>5}  {reason}" for reason, n in reasons))
+    if limit > 0 and total:
+        rows = conn.execute(
+            "SELECT id, status, language, difficulty, first_score, final_score, rounds, question FROM samples "
+            "ORDER BY position LIMIT ?",
+            [limit],
+        ).fetchall()
+        lines = [
+            f"{r['id']}  {r['status']:<6} {r['language'] or '-':<2} {r['difficulty'] or '-':<6} "
+            f"{_score(r['first_score'])}->{_score(r['final_score'])}  {r['rounds'] or 0}r  {_excerpt(r['question'])}"
+            for r in rows
+        ]
+        shown = f"first {len(rows)} of {total}" if total > len(rows) else f"{total}"
+        view.block(f"samples ({shown}; pass an id for its story)", "\n".join(lines))
+
+
+def _unfinished_report(run_dir: Path, view: View) -> None:
+    threads, problem = unfinished_threads(run_dir)
+    if problem:
+        view.line(f"unfinished work: unknown ({problem})")
+        return
+    if not threads:
+        view.line("unfinished work: none")
+        return
+    lines = [_thread_line(t) for t in threads[:10]]
+    if len(threads) > 10:
+        lines.append(f"... and {len(threads) - 10} more")
+    view.block(
+        f"unfinished: {_plural(len(threads), 'question-writer call')} in {CHECKPOINTS} "
+        "(re-run the same command to resume)",
+        "\n".join(lines),
+        style="yellow",
+    )
+
+
+def _thread_line(thread: Unfinished) -> str:
+    if thread.problem:
+        return f"{thread.thread_id}  unreadable checkpoint ({thread.problem[:120]})"
+    samples = thread.samples
+    if not thread.next:
+        where = "finished, not yet stored"
+    elif thread.next == ["__start__"]:
+        where = "not started"
+    else:
+        where = f"next {', '.join(thread.next)}"
+    if not samples:
+        return f"{thread.thread_id}  {where}; no samples yet"
+    states = ", ".join(f"{s['id']} {s['status']} ({_plural(len(s.get('rounds') or []), 'critique')})" for s in samples)
+    return f"{thread.thread_id}  {where}; {states}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _score(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _excerpt(text: str | None, width: int = 70) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+# ---------------------------------------------------------------- one sample's story
+
+
+def find_sample(conn: sqlite3.Connection, wanted: str) -> dict[str, Any] | None:
+    if not has_table(conn, "samples"):
+        return None
+    row = conn.execute("SELECT * FROM samples WHERE id = ?", [wanted]).fetchone()
+    if row is None and wanted.isdigit():
+        row = conn.execute("SELECT * FROM samples WHERE position = ?", [int(wanted)]).fetchone()
+    return dict(row) if row else None
+
+
+def show_sample(run_dir: Path, wanted: str, view: View) -> None:
+    settings = settings_of(run_dir)
+    with read_only(run_dir / DB_NAME) as conn:
+        row = find_sample(conn, wanted)
+        rounds = (
+            [dict(r) for r in conn.execute("SELECT * FROM rounds WHERE sample_id = ? ORDER BY round", [row["id"]])]
+            if row
+            else []
+        )
+    if row is not None:
+        story(row, rounds, settings, view)
+        return
+    for thread in unfinished_threads(run_dir)[0]:
+        for sample in thread.samples:
+            if sample["id"] == wanted or (wanted.isdigit() and sample.get("position") == int(wanted)):
+                story(in_progress_row(thread, sample), list(sample.get("rounds") or []), settings, view, thread)
+                return
+    raise ShowError(f"no sample {wanted!r} in {run_dir} (ids look like s0-0000004; run without an id to list them)")
+
+
+def in_progress_row(thread: Unfinished, sample: dict[str, Any]) -> dict[str, Any]:
+    """A sample still in a checkpoint, shaped like its future condor.db row."""
+    values = thread.values
+    tag_path = values.get("tag_path") or []
+    rounds = sample.get("rounds") or []
+    return {
+        "id": sample["id"],
+        "position": sample.get("position"),
+        "call_index": values.get("call_index"),
+        "tag_path": " > ".join(tag_path) if isinstance(tag_path, list) else str(tag_path),
+        "task_type": values.get("task_type"),
+        "difficulty": sample.get("difficulty"),
+        "language": values.get("language"),
+        "question": sample.get("question"),
+        "void_answer": sample.get("void_answer"),
+        "refined_answer": sample.get("answer") if sample.get("status") == "done" else None,
+        "rounds": sum(1 for r in rounds if r.get("revised_answer")),
+        "first_score": rounds[0]["score"] if rounds else None,
+        "final_score": rounds[-1]["score"] if rounds and not rounds[-1].get("revised_answer") else None,
+        "status": sample.get("status"),
+        "error": sample.get("error"),
+        "repairs": sample.get("repairs"),
+        "tokens_in": sample.get("tokens_in"),
+        "tokens_out": sample.get("tokens_out"),
+    }
+
+
+def story(
+    row: dict[str, Any],
+    rounds: list[dict[str, Any]],
+    settings: dict[str, Any],
+    view: View,
+    thread: Unfinished | None = None,
+) -> None:
+    status = row["status"] if thread is None else f"unfinished ({row['status']}), {_thread_line(thread)}"
+    view.title(f"Sample {row['id']}: {status}")
+    view.fields(
+        [
+            ("tag path", row.get("tag_path") or "-"),
+            ("task type", row.get("task_type") or "-"),
+            ("difficulty", row.get("difficulty") or "-"),
+            ("language", row.get("language") or "-"),
+            ("call / position", f"{row.get('call_index')} / {row.get('position')}"),
+        ]
+    )
+    view.block("question", row.get("question") or "")
+    view.block("first answer (void)", row.get("void_answer") or "(none)")
+    threshold = settings.get("threshold")
+    for index, r in enumerate(rounds):
+        last = index == len(rounds) - 1
+        if r.get("revised_answer"):
+            outcome = "revised"
+        elif threshold is not None and r["score"] is not None and r["score"] >= threshold:
+            outcome = f"accepted (threshold {threshold})"
+        elif last and row["status"] == "done":
+            outcome = "final critique, no more revisions"
+        else:
+            outcome = "no revision"
+        view.block(f"round {r['round']}: critique, score {_score(r['score'])}, {outcome}", critique_text(r), "blue")
+        if r.get("revised_answer"):
+            view.block(f"round {r['round']}: revised answer", r["revised_answer"], "green")
+    view.line()
+    view.fields(_outcome(row, rounds))
+    if row.get("error"):
+        view.block("failed", row["error"], "red")
+
+
+def critique_text(r: dict[str, Any]) -> str:
+    parts = [
+        f"{label}:\n{_indent(r.get(key) or '')}"
+        for label, key in (("strengths", "strengths"), ("weaknesses", "weaknesses"), ("suggestions", "suggestions"))
+        if r.get(key)
+    ]
+    return "\n".join(parts) if parts else (r.get("critique") or "")
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def _outcome(row: dict[str, Any], rounds: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    revised = [r for r in rounds if r.get("revised_answer")]
+    if row.get("refined_answer") is None:
+        final = "none (not done)"
+    elif revised and row["refined_answer"] == revised[-1]["revised_answer"]:
+        final = f"the round {revised[-1]['round']} revised answer"
+    elif row["refined_answer"] == row.get("void_answer"):
+        final = "the first answer (no revision)"
+    else:
+        final = _excerpt(row["refined_answer"], 100)
+    return [
+        ("final answer", final),
+        ("scores", f"first {_score(row.get('first_score'))} -> final {_score(row.get('final_score'))}"),
+        ("revisions", str(row.get("rounds") or 0)),
+        ("repairs", str(row.get("repairs") or 0)),
+        ("tokens", f"{row.get('tokens_in') or 0} in / {row.get('tokens_out') or 0} out"),
+    ]
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None, view: View | None = None) -> int:
+    args = parser().parse_args(argv)
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        fail(PROG, f"{run_dir} is not a directory; pass the --out directory of a run")
+    if not (run_dir / DB_NAME).is_file():
+        fail(PROG, f"{run_dir} has no {DB_NAME}; pass the --out directory of a run")
+    view = view or default_view()
+    try:
+        if args.sample_id:
+            show_sample(run_dir, args.sample_id, view)
+        else:
+            show_summary(run_dir, view, args.limit)
+    except ShowError as exc:
+        fail(PROG, str(exc))
+    except sqlite3.DatabaseError as exc:
+        fail(PROG, f"{run_dir / DB_NAME} is not a readable Condor database: {exc}")
+    except BrokenPipeError:  # `... | head`: stop quietly (the recipe from Python's signal docs)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
