@@ -1,0 +1,114 @@
+"""Exact and near-duplicate questions: MinHash/LSH over character shingles, marked in condor.db.
+
+Character shingles (not words) so Chinese, which has no spaces, is compared as well as English. LSH only
+proposes candidates (at a lower threshold, so few true pairs are missed); a pair counts as duplicate when the
+exact Jaccard similarity of its shingle sets reaches the threshold, so the result does not depend on hashing luck.
+Everything is computed locally: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from datasketch import MinHash, MinHashLSH
+
+from condor_state.dataset import DB_NAME, Dataset
+
+THRESHOLD = 0.8  # Jaccard similarity of character-shingle sets at which two questions are near-duplicates
+SHINGLE = 3
+CJK_SHINGLE = 2
+NUM_PERM = 128
+CANDIDATE_THRESHOLD = 0.6  # LSH band threshold: below THRESHOLD, so near-threshold pairs still become candidates
+COLUMN = "duplicate_of"
+
+
+def normalize(text: str) -> str:
+    """Text as compared: width, case, spacing and punctuation do not make a question different."""
+    folded = unicodedata.normalize("NFKC", text or "").casefold()
+    return "".join(c for c in folded if c.isalnum())
+
+
+def shingles(normalized: str, k: int | None = None) -> set[str]:
+    """Character k-grams: 3 for alphabetic text, 2 when most characters are CJK (one carries a word's weight)."""
+    if k is None:
+        cjk = sum(1 for c in normalized if c >= "\u2e80")
+        k = CJK_SHINGLE if cjk * 2 > len(normalized) else SHINGLE
+    if len(normalized) <= k:
+        return {normalized} if normalized else set()
+    return {normalized[i : i + k] for i in range(len(normalized) - k + 1)}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def find_duplicates(rows: Iterable[dict[str, Any]], threshold: float = THRESHOLD) -> dict[str, str]:
+    """{id: id of the earliest row it duplicates} for rows given in order (earliest first).
+
+    Each row needs `id` and `question`. A row matching several earlier rows points at the earliest of them.
+    """
+    lsh = MinHashLSH(threshold=min(threshold, CANDIDATE_THRESHOLD), num_perm=NUM_PERM)
+    template = MinHash(num_perm=NUM_PERM, seed=1)  # permutations drawn once, not per question
+    first_by_text: dict[str, str] = {}
+    sets: dict[str, set[str]] = {}
+    order: dict[str, int] = {}
+    duplicates: dict[str, str] = {}
+    for index, row in enumerate(rows):
+        sample_id, text = row["id"], normalize(row.get("question") or "")
+        if not text:
+            continue
+        if text in first_by_text:
+            duplicates[sample_id] = first_by_text[text]
+            continue
+        first_by_text[text] = sample_id
+        grams = shingles(text)
+        signature = MinHash(num_perm=NUM_PERM, seed=1, permutations=template.permutations, scheme=template.scheme)
+        signature.update_batch([g.encode("utf-8") for g in grams])
+        matches = [c for c in lsh.query(signature) if jaccard(grams, sets[c]) >= threshold]
+        if matches:
+            duplicates[sample_id] = min(matches, key=order.__getitem__)
+        order[sample_id] = index
+        sets[sample_id] = grams
+        lsh.insert(sample_id, signature)
+    return duplicates
+
+
+def mark_duplicates(target: str | Path | Dataset | sqlite_utils.Database, threshold: float = THRESHOLD) -> int:
+    """Set samples.duplicate_of for done samples (NULL for the rest) and return how many are duplicates.
+
+    `target` is a run directory, a condor.db path, a Dataset or an open sqlite-utils Database. Recomputed from
+    scratch on every call, so it is safe to call after each run, before export and before a report.
+    """
+    db, close = _database(target)
+    try:
+        table = db.table("samples")
+        if COLUMN not in table.columns_dict:
+            table.add_column(COLUMN, str)  # type: ignore[union-attr]
+        rows = db.execute("SELECT id, question FROM samples WHERE status = 'done' ORDER BY position, id").fetchall()
+        duplicates = find_duplicates(({"id": r[0], "question": r[1]} for r in rows), threshold)
+        with db.conn:
+            db.execute(f"UPDATE samples SET {COLUMN} = NULL WHERE {COLUMN} IS NOT NULL")
+            db.conn.executemany(
+                f"UPDATE samples SET {COLUMN} = ? WHERE id = ?", [(first, dup) for dup, first in duplicates.items()]
+            )
+        return len(duplicates)
+    finally:
+        if close:
+            db.close()
+
+
+def _database(target: str | Path | Dataset | sqlite_utils.Database) -> tuple[sqlite_utils.Database, bool]:
+    if isinstance(target, Dataset):
+        return target.db, False
+    if isinstance(target, sqlite_utils.Database):
+        return target, False
+    path = Path(target)
+    if path.is_dir():
+        path = path / DB_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such database")
+    return Dataset(path).db, True
