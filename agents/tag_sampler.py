@@ -18,7 +18,7 @@ def tag_sampler(state: BatchState, runtime: Runtime[Context]) -> dict[str, Any]:
     index = state.get("call_index")
     if index is None:  # an interactive run (Studio) without a plan position
         index = random.randrange(10_000)  # small: the plan's language schedule is built up to the index
-    entry = plan_for(context.tree, context.seed, context.languages).entry(index)
+    entry = plan_for(context.tree, context.seed, context.languages, context.root_weights).entry(index)
     pinned = state.get("tag_path")
     if isinstance(pinned, str):
         pinned = [part.strip() for part in pinned.split(">") if part.strip()]

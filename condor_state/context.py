@@ -28,6 +28,9 @@ class Context:
     reviser_model: str = field(default="", metadata={"description": "Overrides `model` for reviser."})
     threshold: int = field(default=8, metadata={"description": "Critic score (1-10) at which an answer is accepted."})
     max_rounds: int = field(default=2, metadata={"description": "Most revisions per sample."})
+    root_weights: str = field(
+        default="", metadata={"description": "Root domains drawn more or less often, e.g. Health=2,Travel=0.5."}
+    )
     languages: str = field(default="en=0.5,zh=0.5", metadata={"description": "Language mix, e.g. en=0.7,zh=0.3."})
     seed: int = field(default=0, metadata={"description": "Seed of the sampling plan and of model sampling."})
     tree: str = field(default="", metadata={"description": "Knowledge tree file (YAML/JSON); empty: the default."})

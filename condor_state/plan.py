@@ -45,16 +45,40 @@ def parse_language_mix(text: str, available: tuple[str, ...]) -> dict[str, float
     return {name: w / total for name, w in weights.items() if w > 0}
 
 
+def parse_root_weights(text: str, tree: KnowledgeTree) -> tuple[tuple[str, float], ...]:
+    """Parse 'Health=2,科技=0.5' into (root, weight) pairs; roots not named keep weight 1."""
+    roots = {root for language in tree.languages for root in tree.roots(language)}
+    weights: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, value = part.rpartition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not sep or not math.isfinite(weight) or weight <= 0:
+            raise LanguageMixError(f"--root-weights: '{part}' is not ROOT=WEIGHT with a positive weight")
+        if name.strip() not in roots:
+            raise LanguageMixError(f"--root-weights: the tree has no root domain '{name.strip()}'")
+        weights[name.strip()] = weight
+    return tuple(sorted(weights.items()))
+
+
 class SamplingPlan:
     """Every (leaf, task type) pair of a language is used once before any repeats; roots take turns.
 
     Languages follow the mix exactly over any prefix (smooth weighted round robin), so the plan is a pure
-    function of (tree, seed, mix) and call i's entry never depends on how far a run got.
+    function of (tree, seed, mix) and call i's entry never depends on how far a run got. Root weights make a
+    root come up proportionally more often within a pass, until its pairs are used.
     """
 
-    def __init__(self, tree: KnowledgeTree, seed: int, mix: dict[str, float]) -> None:
+    def __init__(
+        self, tree: KnowledgeTree, seed: int, mix: dict[str, float], root_weights: tuple[tuple[str, float], ...] = ()
+    ) -> None:
         self.tree = tree
         self.seed = seed
+        self.root_weights = root_weights
         self.mix = {lang: w for lang, w in mix.items() if w > 0}
         self._languages: list[str] = []  # language of call i
         self._index_in_language: list[int] = []  # how many earlier calls had the same language
@@ -81,12 +105,14 @@ class SamplingPlan:
 
     def _epoch(self, language: str, j: int) -> tuple[tuple[TagPath, TaskType], ...]:
         size = len(self.tree.leaves[language]) * len(TASK_TYPES)
-        return _epoch_order(self.tree, language, self.seed, j // size)
+        return _epoch_order(self.tree, language, self.seed, j // size, self.root_weights)
 
 
 @lru_cache(maxsize=16)
-def _epoch_order(tree: KnowledgeTree, language: str, seed: int, epoch: int) -> tuple[tuple[TagPath, TaskType], ...]:
-    """One pass over all (leaf, task) pairs: shuffled within each root, roots interleaved in turn."""
+def _epoch_order(
+    tree: KnowledgeTree, language: str, seed: int, epoch: int, root_weights: tuple[tuple[str, float], ...] = ()
+) -> tuple[tuple[TagPath, TaskType], ...]:
+    """One pass over all (leaf, task) pairs: shuffled within each root, roots interleaved in turn (by weight)."""
     rng = random.Random(f"{seed}:{language}:{epoch}:{tree.fingerprint}")
     by_root: dict[str, list[tuple[TagPath, TaskType]]] = {}
     for path in tree.leaves[language]:
@@ -95,6 +121,8 @@ def _epoch_order(tree: KnowledgeTree, language: str, seed: int, epoch: int) -> t
     rng.shuffle(queues)
     for queue in queues:
         rng.shuffle(queue)
+    if root_weights:
+        return _weighted_interleave(queues, dict(root_weights))
     order: list[tuple[TagPath, TaskType]] = []
     depth = 0
     while len(order) < sum(len(q) for q in queues):
@@ -103,8 +131,31 @@ def _epoch_order(tree: KnowledgeTree, language: str, seed: int, epoch: int) -> t
     return tuple(order)
 
 
+def _weighted_interleave(
+    queues: list[list[tuple[TagPath, TaskType]]], weights: dict[str, float]
+) -> tuple[tuple[TagPath, TaskType], ...]:
+    """Smooth weighted round robin over roots that still have pairs: a weight-2 root comes up twice as often."""
+    cursors = [0] * len(queues)
+    root_weight = [weights.get(q[0][0][0], 1.0) for q in queues]
+    credit = [0.0] * len(queues)
+    order: list[tuple[TagPath, TaskType]] = []
+    active = [i for i, q in enumerate(queues) if q]
+    while active:
+        total = sum(root_weight[i] for i in active)
+        for i in active:
+            credit[i] += root_weight[i]
+        chosen = max(active, key=lambda i: credit[i])
+        credit[chosen] -= total
+        order.append(queues[chosen][cursors[chosen]])
+        cursors[chosen] += 1
+        if cursors[chosen] == len(queues[chosen]):
+            active.remove(chosen)
+    return tuple(order)
+
+
 @lru_cache(maxsize=8)
-def plan_for(tree_file: str, seed: int, languages: str) -> SamplingPlan:
+def plan_for(tree_file: str, seed: int, languages: str, root_weights: str = "") -> SamplingPlan:
     """The plan for a run's settings, built once per process (trees load in a fraction of a second)."""
     tree = load_tree(tree_file or None)
-    return SamplingPlan(tree, seed, parse_language_mix(languages, tree.languages))
+    mix = parse_language_mix(languages, tree.languages)
+    return SamplingPlan(tree, seed, mix, parse_root_weights(root_weights, tree))

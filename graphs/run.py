@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from condor_state.context import Context
-from condor_state.plan import LanguageMixError, parse_language_mix
+from condor_state.plan import LanguageMixError, parse_language_mix, parse_root_weights
 from condor_state.tree import TreeError, load_tree
 from graphs.cli import OneLineParser, fail
 from graphs.models import ModelUnavailable, embedded_model, gguf_path
@@ -42,6 +42,7 @@ def parser() -> OneLineParser:
     p.add_argument("--threshold", type=int, default=8, help="critic score that accepts an answer (default 8)")
     p.add_argument("--tree", default="", help="knowledge tree file, YAML or JSON (default: the bundled tree)")
     p.add_argument("--languages", default="en=0.5,zh=0.5", help="language mix (default en=0.5,zh=0.5)")
+    p.add_argument("--root-weights", default="", help="draw some root domains more often, e.g. Health=2,Travel=0.5")
     p.add_argument("--concurrency", type=int, default=16, help="most model requests in flight, all roles (default 16)")
     p.add_argument("--rpm", type=float, default=0, help="most requests per minute, for hosted APIs (default: no limit)")
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
@@ -63,6 +64,7 @@ def context_from(args: object) -> Context:
         threshold=a["threshold"],
         max_rounds=a["max_rounds"],
         languages=a["languages"],
+        root_weights=a["root_weights"],
         seed=a["seed"],
         tree=str(Path(a["tree"]).resolve()) if a["tree"] else "",
         temperature=a["temperature"],
@@ -87,6 +89,7 @@ def validate(args: object, context: Context) -> None:
     try:
         tree = load_tree(context.tree or None)
         parse_language_mix(context.languages, tree.languages)
+        parse_root_weights(context.root_weights, tree)
     except (TreeError, LanguageMixError) as exc:
         fail(PROG, str(exc))
     out = Path(a["out"])

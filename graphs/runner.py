@@ -28,6 +28,7 @@ DATA_SETTINGS = (
     "seed",
     "tree",
     "languages",
+    "root_weights",
     "threshold",
     "max_rounds",
     "models",
@@ -35,6 +36,9 @@ DATA_SETTINGS = (
     "max_tokens",
     "max_repairs",
 )
+
+
+SETTING_DEFAULTS = {"root_weights": ""}  # settings added later: what older run directories meant
 
 
 class RunError(RuntimeError):
@@ -101,6 +105,7 @@ def run_settings(context: Context) -> dict[str, Any]:
         "tree": tree.fingerprint,
         "tree_file": context.tree,
         "languages": context.languages,
+        "root_weights": context.root_weights,
         "threshold": context.threshold,
         "max_rounds": context.max_rounds,
         "models": {role: context.model_for(role) for role in ROLES},
@@ -120,7 +125,7 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
             before = json.loads(file.read_text())
         except (OSError, json.JSONDecodeError):
             raise RunError(f"{file} is unreadable; use a new --out directory") from None
-        changed = [k for k in DATA_SETTINGS if before.get(k) != settings.get(k)]
+        changed = [k for k in DATA_SETTINGS if before.get(k, SETTING_DEFAULTS.get(k)) != settings.get(k)]
         if changed:
             diffs = ", ".join(f"{k}: {before.get(k)!r} -> {settings.get(k)!r}" for k in changed)
             raise RunError(f"{out} was started with other settings ({diffs}); rerun with those or use a new --out")

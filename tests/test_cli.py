@@ -116,6 +116,7 @@ def test_user_mistakes_get_one_line_errors(tmp_path: Path) -> None:
     one_line_error(run_cli("graphs.run", "--samples", "3", "--out", out, "--tree", str(broken)))
     lang = run_cli("graphs.run", "--samples", "3", "--out", out, "--languages", "fr=1")
     one_line_error(lang)
+    one_line_error(run_cli("graphs.run", "--samples", "3", "--out", out, "--root-weights", "Atlantis=2"))
     dead = run_cli("graphs.run", "--samples", "3", "--out", out, "--base-url", "http://127.0.0.1:9/v1")
     one_line_error(dead)
     assert "cannot reach" in dead.stderr

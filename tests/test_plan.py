@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from condor_state.plan import LanguageMixError, PlanEntry, SamplingPlan, parse_language_mix
+from condor_state.plan import LanguageMixError, PlanEntry, SamplingPlan, parse_language_mix, parse_root_weights
 from condor_state.tasks import TASK_TYPES
 from condor_state.tree import KnowledgeTree
 
@@ -169,3 +169,20 @@ def test_parse_language_mix_non_finite_weight(text: str) -> None:
     except LanguageMixError:
         return
     assert mix and all(math.isfinite(w) and w > 0 for w in mix.values()), mix
+
+
+def test_root_weights_draw_a_root_more_often_but_keep_each_pair_once() -> None:
+    tree = KnowledgeTree.from_dict({"en": {"A": [f"a{i}" for i in range(6)], "B": [f"b{i}" for i in range(6)]}})
+    weights = parse_root_weights("A=3", tree)
+    plan = SamplingPlan(tree, 0, {"en": 1.0}, weights)
+    first = [e.tag_path[0] for e in entries(plan, 40)]
+    assert first.count("A") == 30 and first.count("B") == 10  # 3:1 while both roots have pairs left
+    epoch = entries(plan, 6 * 2 * len(TASK_TYPES))
+    assert {(e.tag_path, e.task_type) for e in epoch} == all_pairs(tree, "en")  # still each pair once per pass
+
+
+@pytest.mark.parametrize("text", ["Nowhere=2", "A=0", "A=-1", "A", "A=x", "A=inf"])
+def test_root_weights_errors(text: str) -> None:
+    tree = KnowledgeTree.from_dict({"en": {"A": ["a"], "B": ["b"]}})
+    with pytest.raises(LanguageMixError, match="--root-weights"):
+        parse_root_weights(text, tree)
