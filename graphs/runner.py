@@ -15,7 +15,6 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from condor_state.context import ROLES, Context
 from condor_state.dataset import Dataset
-from condor_state.dedup import mark_duplicates
 from condor_state.state import BatchState, sample_id
 from condor_state.tree import load_tree
 from graphs.graph import builder
@@ -59,7 +58,6 @@ class RunSummary:
     total_done: int = 0
     total_failed: int = 0
     resumed_threads: int = 0
-    duplicates: int = 0
     seconds: float = 0.0
     interrupted: bool = False
     unfinished: list[str] = field(default_factory=list)
@@ -76,7 +74,7 @@ class RunSummary:
             f"({self.total_done} done, {self.total_failed} failed; {self.stored_before} were already stored)",
             f"this run: {self.done} done, {self.failed} failed, {self.revisions} revisions "
             f"({mean:.2f} per done sample), {rate:.1f} samples/min",
-            f"tokens: {self.tokens_in} in / {self.tokens_out} out   near-duplicate questions: {self.duplicates}",
+            f"tokens: {self.tokens_in} in / {self.tokens_out} out",
             f"time: {self.seconds:.1f} s" + ("  (stopped early: re-run the same command to resume)" * self.interrupted),
         ]
 
@@ -208,7 +206,6 @@ async def run_job(
         raise
     finally:
         summary.interrupted = summary.interrupted or bool(queue) or stop.is_set()
-        summary.duplicates = mark_duplicates(dataset.db)
         summary.total_done = dataset.count("done")
         summary.total_failed = dataset.count("failed")
         summary.seconds = time.monotonic() - started
