@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 TaskType = Literal[
     "Role Playing",
@@ -13,21 +13,13 @@ TaskType = Literal[
     "View",
     "Creation",
 ]
-TASK_TYPES: tuple[TaskType, ...] = (
-    "Role Playing",
-    "Daily Chat",
-    "Domain QA",
-    "Given Material Processing",
-    "Response Format Control",
-    "View",
-    "Creation",
-)
+TASK_TYPES: tuple[TaskType, ...] = get_args(TaskType)
 
 Difficulty = Literal["Easy", "Medium", "Hard"]
-DIFFICULTIES: tuple[Difficulty, ...] = ("Easy", "Medium", "Hard")
+DIFFICULTIES: tuple[Difficulty, ...] = get_args(Difficulty)
 
 Language = Literal["en", "zh"]
-LANGUAGES: tuple[Language, ...] = ("en", "zh")
+LANGUAGES: tuple[Language, ...] = get_args(Language)
 
 TASK_DESCRIPTIONS: dict[Language, dict[TaskType, str]] = {
     "en": {

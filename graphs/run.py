@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from condor_state.context import Context
@@ -53,27 +54,11 @@ def parser() -> OneLineParser:
 
 
 def context_from(args: object) -> Context:
-    a = vars(args)
-    return Context(
-        base_url=a["base_url"],
-        model=a["model"],
-        question_writer_model=a["question_writer_model"],
-        responder_model=a["responder_model"],
-        critic_model=a["critic_model"],
-        reviser_model=a["reviser_model"],
-        threshold=a["threshold"],
-        max_rounds=a["max_rounds"],
-        languages=a["languages"],
-        root_weights=a["root_weights"],
-        seed=a["seed"],
-        tree=str(Path(a["tree"]).resolve()) if a["tree"] else "",
-        temperature=a["temperature"],
-        max_tokens=a["max_tokens"],
-        max_repairs=a["max_repairs"],
-        concurrency=a["concurrency"],
-        rpm=a["rpm"],
-        timeout=a["timeout"],
-    )
+    """Flags map one to one onto Context fields (dashes become underscores); the tree path is made absolute."""
+    given = vars(args)
+    settings = {f.name: given[f.name] for f in fields(Context) if f.name in given}
+    settings["tree"] = str(Path(given["tree"]).resolve()) if given["tree"] else ""
+    return Context(**settings)
 
 
 def validate(args: object, context: Context) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 import sqlite_utils
 
 from graphs.models import gguf_path
-from tests.conftest import ROOT, cli_env, run_cli
+from tests.conftest import ROOT, cli_env, run_cli, wait_until_up
 from tests.test_cli import CONTRACT_COLUMNS
 
 pytestmark = pytest.mark.model
@@ -65,15 +63,7 @@ def llama_server() -> Iterator[str]:
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{base_url}/models", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("llama_cpp.server did not start") from None
-                time.sleep(0.5)
+        wait_until_up(f"{base_url}/models", proc, "llama_cpp.server")
         yield base_url
     finally:
         proc.terminate()

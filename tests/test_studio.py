@@ -12,8 +12,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 import pytest
 from langgraph_sdk import get_client
 
-from tests.conftest import ROOT, cli_env
+from tests.conftest import ROOT, cli_env, wait_until_up
 from tests.openai_stub import StubServer
 from tests.test_real_models import free_port
 
@@ -61,15 +59,10 @@ def langgraph_dev_server(cwd: Path, config: Path, log: Path, **env: str) -> Iter
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/ok", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"langgraph dev did not start:\n{log.read_text()[-3000:]}") from None
-                time.sleep(0.5)
+        try:
+            wait_until_up(f"{url}/ok", proc, "langgraph dev")
+        except RuntimeError:
+            raise RuntimeError(f"langgraph dev did not start:\n{log.read_text()[-3000:]}") from None
         yield url
     finally:
         proc.terminate()
