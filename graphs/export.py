@@ -13,9 +13,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from condor_state.dataset import DB_NAME, Dataset
+from condor_state.dataset import Dataset
 from condor_state.dedup import THRESHOLD, mark_duplicates
-from graphs.cli import OneLineParser, fail
+from graphs.cli import OneLineParser, fail, run_dir_arg
 from graphs.report import TREE_HEADER, load_settings, md_table, model_lines, run_tree, tree_stat_rows
 
 PROG = "python -m graphs.export"
@@ -296,9 +296,7 @@ def _breakdown(rows: list[dict[str, Any]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    run_dir = Path(args.run_dir)
-    if not (run_dir / DB_NAME).is_file():
-        fail(PROG, f"{run_dir} has no {DB_NAME}; pass the --out directory of a run")
+    run_dir = run_dir_arg(PROG, args.run_dir)
     if args.format == "parquet" and args.output == "-":
         fail(PROG, "Parquet cannot go to standard output; pass -o FILE", 2)
     try:

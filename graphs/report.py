@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from condor_state.context import ROLES
-from condor_state.dataset import DB_NAME, Dataset
+from condor_state.dataset import Dataset
 from condor_state.dedup import mark_duplicates
 from condor_state.tasks import DIFFICULTIES, TASK_TYPES
 from condor_state.tree import KnowledgeTree, TreeError, default_tree, load_tree
-from graphs.cli import OneLineParser, fail
+from graphs.cli import OneLineParser, fail, run_dir_arg
 
 PROG = "python -m graphs.report"
 SETTINGS = "run.json"
@@ -468,9 +468,7 @@ def tokens_section(rows: list[dict[str, Any]], done: list[dict[str, Any]], plots
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    run_dir = Path(args.run_dir)
-    if not (run_dir / DB_NAME).is_file():
-        fail(PROG, f"{run_dir} has no {DB_NAME}; pass the --out directory of a run")
+    run_dir = run_dir_arg(PROG, args.run_dir)
     out = Path(args.out) if args.out else run_dir / "report"
     if out.exists() and not out.is_dir():
         fail(PROG, f"-o {out} exists and is not a directory")
