@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -83,18 +84,27 @@ def load_tree(path: str | Path | None = None) -> KnowledgeTree:
     file = Path(path)
     if not file.is_file():
         raise TreeError(f"{file}: knowledge tree file not found")
+    stat = file.stat()
+    return _load_file(str(file.resolve()), str(file), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _load_file(resolved: str, shown: str, mtime_ns: int, size: int) -> KnowledgeTree:
+    """Parsed once per process while the file is unchanged (a run reads its settings' tree several times)."""
+    file = Path(resolved)
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise TreeError(f"{file}: cannot read knowledge tree: {exc}") from None
+        raise TreeError(f"{shown}: cannot read knowledge tree: {exc}") from None
     if file.suffix.lower() == ".json":
         try:
             json.loads(text)
         except json.JSONDecodeError as exc:
-            raise TreeError(f"{file}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    return _from_yaml_text(text, str(file))
+            raise TreeError(f"{shown}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    return _from_yaml_text(text, shown)
 
 
+@lru_cache(maxsize=1)
 def default_tree() -> KnowledgeTree:
     """The bilingual tree written for this project (condor_state/data)."""
     folder = resources.files("condor_state") / "data"

@@ -144,7 +144,8 @@ async def run_job(
     """
     started, wall_started = time.monotonic(), time.time()
     out.mkdir(parents=True, exist_ok=True)
-    check_settings(out, run_settings(context))
+    settings = run_settings(context)
+    check_settings(out, settings)
     dataset = Dataset.in_dir(out)
     summary = RunSummary(samples=samples)
     stop = stop or asyncio.Event()
@@ -220,7 +221,7 @@ async def run_job(
                 "tokens_in": summary.tokens_in,
                 "tokens_out": summary.tokens_out,
                 "interrupted": summary.interrupted,
-                "settings": json.dumps(run_settings(context), ensure_ascii=False),
+                "settings": json.dumps(settings, ensure_ascii=False),
             }
         )
         dataset.close()

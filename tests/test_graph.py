@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from condor_state.context import Context
 from graphs.graph import builder
 from tests.fake_chat import FakeChatModel
 
-Script = Any
+Script = Callable[[str, list[dict]], str | None] | None
 
 
 def run_batch(monkeypatch: pytest.MonkeyPatch, context: Context, script: Script = None, **inputs: Any) -> dict:
