@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable
 
 from condor_state.context import Context
-from graphs.models import ModelUnavailable, chat_model, request_slot
+from graphs.models import ModelUnavailable, chat_model, request_slot, served_model_if_ready
 from prompts.markers import ParseError
 from prompts.repair import TRUNCATED, repair_messages
 
@@ -36,8 +36,9 @@ async def ask(
 ) -> Outcome[T]:
     """Call the role's model and parse its reply, re-asking up to context.max_repairs times."""
     outcome: Outcome[T] = Outcome()
+    loop = asyncio.get_running_loop()
     try:
-        model = await asyncio.to_thread(_load, context, role)
+        model = served_model_if_ready(context, role, loop) or await asyncio.to_thread(_load, context, role, loop)
     except ModelUnavailable as exc:
         outcome.error = f"{role}: {exc}"
         return outcome
@@ -75,10 +76,10 @@ async def ask(
 _LOAD_LOCK = threading.Lock()
 
 
-def _load(context: Context, role: str) -> Runnable[Any, BaseMessage]:
+def _load(context: Context, role: str, loop: asyncio.AbstractEventLoop) -> Runnable[Any, BaseMessage]:
     """Off the event loop (a first call reads files and loads weights; langgraph dev refuses blocking calls), once."""
     with _LOAD_LOCK:
-        return chat_model(context, role)
+        return chat_model(context, role, loop)
 
 
 def _text(reply: AIMessage) -> str:

@@ -33,18 +33,62 @@ class ModelUnavailable(RuntimeError):
     """The configured model cannot be used at all (missing file, unreachable endpoint)."""
 
 
-def chat_model(context: Context, role: str) -> Runnable[Any, BaseMessage]:
-    """The role's chat model: the embedded llama.cpp model without an endpoint, else ChatOpenAI."""
+def chat_model(
+    context: Context, role: str, loop: asyncio.AbstractEventLoop | None = None
+) -> Runnable[Any, BaseMessage]:
+    """The role's chat model: the embedded llama.cpp model without an endpoint, else ChatOpenAI.
+
+    A served model used from an event loop gets that loop's shared aiohttp connection pool (aiohttp costs a
+    tenth of httpx's CPU per request, and a session belongs to one loop); without a loop it is used synchronously.
+    """
     if context.embedded:
         return _embedded_role(context.model_for(role), role, context.temperature, context.max_tokens, context.seed)
-    return _openai_role(
-        context.base_url, context.model_for(role), role, context.temperature, context.max_tokens, context.timeout
-    )
+    key = (context.base_url, context.model_for(role), role, context.temperature, context.max_tokens, context.timeout)
+    if loop is None:
+        return _served_role(*key)
+    models = _SERVED.setdefault(loop, {})
+    if key not in models:
+        if "http" not in models:
+            models["http"] = _aiohttp_client()
+        models[key] = _served_role(*key, http_async_client=models["http"])
+    return models[key]
 
 
-@lru_cache(maxsize=32)
-def _openai_role(
-    base_url: str, model: str, role: str, temperature: float, max_tokens: int, timeout: float
+def served_model_if_ready(
+    context: Context, role: str, loop: asyncio.AbstractEventLoop
+) -> Runnable[Any, BaseMessage] | None:
+    """The loop's served model when it was already made: the common case costs no trip to a worker thread."""
+    if context.embedded:
+        return None
+    key = (context.base_url, context.model_for(role), role, context.temperature, context.max_tokens, context.timeout)
+    return _SERVED.get(loop, {}).get(key)
+
+
+async def close_served_models() -> None:
+    """Close this loop's HTTP connection pool (at the end of a run), so no session is left open."""
+    models = _SERVED.pop(asyncio.get_running_loop(), {})
+    if "http" in models:
+        await models["http"].aclose()
+
+
+# Per event loop: the shared HTTP client under "http", and each role's ChatOpenAI by its settings.
+_SERVED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _aiohttp_client() -> Any:
+    from openai import DefaultAioHttpClient
+
+    return DefaultAioHttpClient()
+
+
+def _served_role(
+    base_url: str,
+    model: str,
+    role: str,
+    temperature: float,
+    max_tokens: int,
+    timeout: float,
+    http_async_client: Any = None,
 ) -> Runnable[Any, BaseMessage]:
     from langchain_openai import ChatOpenAI
 
@@ -60,6 +104,7 @@ def _openai_role(
         timeout=timeout,
         max_retries=int(os.environ.get("CONDOR_MAX_RETRIES", "6")),  # the client's backoff honours Retry-After
         extra_body=extra_body,
+        http_async_client=http_async_client,
     )
 
 

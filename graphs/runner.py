@@ -18,6 +18,7 @@ from condor_state.dataset import Dataset
 from condor_state.state import BatchState, sample_id
 from condor_state.tree import load_tree
 from graphs.graph import builder
+from graphs.models import close_served_models
 
 CHECKPOINTS = "checkpoints.db"
 SETTINGS = "run.json"
@@ -225,6 +226,7 @@ async def run_job(
             }
         )
         dataset.close()
+        await close_served_models()
         if reporter:
             reporter.close()
     return summary

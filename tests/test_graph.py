@@ -20,7 +20,7 @@ Script = Callable[[str, list[dict]], str | None] | None
 def run_batch(monkeypatch: pytest.MonkeyPatch, context: Context, script: Script = None, **inputs: Any) -> dict:
     calls: list[str] = []
 
-    def fake_chat_model(_: Context, role: str) -> FakeChatModel:
+    def fake_chat_model(_: Context, role: str, loop: object = None) -> FakeChatModel:
         return FakeChatModel(role=role, script=script, calls=calls)
 
     monkeypatch.setattr(agents.model_call, "chat_model", fake_chat_model)

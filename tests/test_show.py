@@ -140,7 +140,7 @@ def test_mistakes_are_one_line_errors(tmp_path: Path) -> None:
 
 def stopped_before_critic(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A call paused before the critic in DIR/checkpoints.db, as a run killed at that moment leaves it."""
-    monkeypatch.setattr(agents.model_call, "chat_model", lambda _, role: FakeChatModel(role=role))
+    monkeypatch.setattr(agents.model_call, "chat_model", lambda _, role, loop=None: FakeChatModel(role=role))
 
     async def run() -> None:
         async with AsyncSqliteSaver.from_conn_string(str(run_dir / "checkpoints.db")) as saver:
