@@ -8,14 +8,15 @@ Run: python -m tests.openai_stub --port 0 [--latency 0.05]  (prints the port it 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import asyncio
 import hashlib
 import json
 import random
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from aiohttp import web
 
 
 def reply_for(messages: list[dict[str, Any]]) -> str:
@@ -41,11 +42,14 @@ def reply_for(messages: list[dict[str, Any]]) -> str:
     return f"An answer {digest}."
 
 
-class StubServer(ThreadingHTTPServer):
-    daemon_threads = True
+FAULTS = ("429", "500", "timeout", "garbage", "truncated", "badjson")
+
+
+class StubServer:
+    """The server on its own asyncio loop in a background thread: latency is an `asyncio.sleep`, so thousands of
+    requests can wait at once for little CPU, and the server is never what limits a benchmark."""
 
     def __init__(self, port: int = 0, latency: float = 0.0, faults: float = 0.0, hang: float = 5.0) -> None:
-        super().__init__(("127.0.0.1", port), Handler)
         self.latency = latency
         self.faults = faults  # share of requests answered with one of FAULTS
         self.hang = hang  # seconds a "timeout" fault stalls before answering
@@ -53,128 +57,111 @@ class StubServer(ThreadingHTTPServer):
         self.fault_counts: dict[str, int] = {}
         self.first_request_at: float | None = None
         self.last_response_at: float | None = None
-        self.lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
         self.requests = 0
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/stats", self._stats)
+        app.router.add_get("/reset", self._reset)
+        app.router.add_get("/{prefix:.*}models", self._models)
+        app.router.add_post("/{prefix:.*}chat/completions", self._chat)
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", port)
+        self.loop.run_until_complete(site.start())
+        self.server_address: tuple[str, int] = self.runner.addresses[0][:2]
+        self.thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
     def start(self) -> StubServer:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
         return self
 
+    def serve_forever(self) -> None:
+        self.loop.run_forever()
 
-FAULTS = ("429", "500", "timeout", "garbage", "truncated", "badjson")
+    def shutdown(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if self.thread:
+            self.thread.join(timeout=10)
 
+    def server_close(self) -> None:
+        self.loop.run_until_complete(self.runner.cleanup())
+        self.loop.close()
 
-class Handler(BaseHTTPRequestHandler):
-    server: StubServer
-    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+    async def _stats(self, _: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "requests": self.requests,
+                "max_in_flight": self.max_in_flight,
+                "first_request_at": self.first_request_at,
+                "last_response_at": self.last_response_at,
+            }
+        )
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
+    async def _reset(self, _: web.Request) -> web.Response:
+        self.requests = self.max_in_flight = 0
+        self.first_request_at = self.last_response_at = None
+        return web.json_response({})
 
-    def handle(self) -> None:
-        # a client closing its keep-alive connection (run finished or killed) is not an error here
-        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
-            super().handle()
+    async def _models(self, _: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "stub", "object": "model", "owned_by": "condor"}]})
 
-    def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        self._send_raw(status, json.dumps(body).encode(), headers)
-
-    def _send_raw(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
+    async def _chat(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read() or b"{}")
+        self.in_flight += 1
+        self.requests += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if self.first_request_at is None:
+            self.first_request_at = time.time()
+        fault = self.rng.choice(FAULTS) if self.rng.random() < self.faults else None
+        if fault:
+            self.fault_counts[fault] = self.fault_counts.get(fault, 0) + 1
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout) or was killed
-
-    def do_GET(self) -> None:
-        server = self.server
-        if self.path == "/stats":
-            with server.lock:
-                stats = {
-                    "requests": server.requests,
-                    "max_in_flight": server.max_in_flight,
-                    "first_request_at": server.first_request_at,
-                    "last_response_at": server.last_response_at,
-                }
-            self._send(200, stats)
-        elif self.path == "/reset":
-            with server.lock:
-                server.requests = server.max_in_flight = 0
-                server.first_request_at = server.last_response_at = None
-            self._send(200, {})
-        elif self.path.rstrip("/").endswith("/models"):
-            self._send(200, {"object": "list", "data": [{"id": "stub", "object": "model", "owned_by": "condor"}]})
-        else:
-            self._send(404, {"error": {"message": "not found"}})
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        body = json.loads(self.rfile.read(length) or b"{}")
-        server = self.server
-        with server.lock:
-            server.in_flight += 1
-            server.requests += 1
-            server.max_in_flight = max(server.max_in_flight, server.in_flight)
-            if server.first_request_at is None:
-                server.first_request_at = time.time()
-            fault = server.rng.choice(FAULTS) if server.rng.random() < server.faults else None
-            if fault:
-                server.fault_counts[fault] = server.fault_counts.get(fault, 0) + 1
-        try:
-            if server.latency:
-                time.sleep(server.latency)
-            content = reply_for(body.get("messages", []))
-            finish_reason = "stop"
-            if fault == "429":
-                return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "0.2"})
-            if fault == "500":
-                return self._send(500, {"error": {"message": "internal error"}})
-            if fault == "timeout":
-                time.sleep(server.hang)
-            if fault == "badjson":
-                return self._send_raw(200, b'{"id": "chatcmpl-stub", "choices": [')
-            if fault == "garbage":
-                content = "lorem ipsum [Question Sta dolor [Score] sit amet"
-            if fault == "truncated":
-                content, finish_reason = content[: len(content) // 2], "length"
-            prompt_tokens = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4
-            self._send(
-                200,
-                {
-                    "id": "chatcmpl-stub",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": body.get("model", "stub"),
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": content},
-                            "finish_reason": finish_reason,
-                        }
-                    ],
-                    "usage": {
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": len(content) // 4,
-                        "total_tokens": prompt_tokens + len(content) // 4,
-                    },
-                },
-            )
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            return await self._reply(body, fault)
         finally:
-            with server.lock:
-                server.in_flight -= 1
-                server.last_response_at = time.time()
+            self.in_flight -= 1
+            self.last_response_at = time.time()
+
+    async def _reply(self, body: dict[str, Any], fault: str | None) -> web.Response:
+        content = reply_for(body.get("messages", []))
+        finish_reason = "stop"
+        if fault == "429":
+            return web.json_response({"error": {"message": "rate limited"}}, status=429, headers={"Retry-After": "0.2"})
+        if fault == "500":
+            return web.json_response({"error": {"message": "internal error"}}, status=500)
+        if fault == "timeout":
+            await asyncio.sleep(self.hang)
+        if fault == "badjson":
+            return web.Response(body=b'{"id": "chatcmpl-stub", "choices": [', content_type="application/json")
+        if fault == "garbage":
+            content = "lorem ipsum [Question Sta dolor [Score] sit amet"
+        if fault == "truncated":
+            content, finish_reason = content[: len(content) // 2], "length"
+        prompt_tokens = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4
+        return web.json_response(
+            {
+                "id": "chatcmpl-stub",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "stub"),
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": len(content) // 4,
+                    "total_tokens": prompt_tokens + len(content) // 4,
+                },
+            }
+        )
 
 
 def main() -> None:
