@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,33 +70,62 @@ def run(stub: Stub, out: Path, samples: int, concurrency: int) -> dict[str, floa
     }
 
 
-def efficiency(work: Path, concurrency: int, samples: int) -> dict[str, float]:
-    stub = Stub(LATENCY)
+def efficiency(work: Path, concurrency: int, samples: int, latency: float = LATENCY) -> dict[str, float]:
+    stub = Stub(latency)
     try:
-        result = run(stub, work / f"eff-{concurrency}", samples, concurrency)
+        result = run(stub, work / f"eff-{concurrency}-{latency}", samples, concurrency)
         stats = stub.get("/stats")
     finally:
         stub.close()
     span = stats["last_response_at"] - stats["first_request_at"]
-    ideal = stats["requests"] * LATENCY / concurrency
+    ideal = stats["requests"] * latency / concurrency
     return {
         "requests": stats["requests"],
         "max_in_flight": stats["max_in_flight"],
         "span": span,
         "efficiency": ideal / span,
         "efficiency_whole_command": ideal / result["wall"],
+        "cpu_share": result["cpu"] / result["wall"],  # 1.0 = the run kept one core busy the whole time
     }
 
 
-def cpu_per_sample(work: Path, small: int, large: int) -> float:
-    """Orchestration CPU per sample against an instant server; start-up cost cancels in the difference."""
+def cpu_per_sample(work: Path, small: int, large: int) -> dict[str, float]:
+    """CPU per sample against an instant server (start-up cost cancels in the difference), and its two parts."""
     stub = Stub(0.0)
     try:
         a = run(stub, work / "cpu-small", small, 16)
+        before = stub.get("/stats")["requests"]
         b = run(stub, work / "cpu-large", large, 16)
+        per_sample = (stub.get("/stats")["requests"] - before) / large
+        client = breakdown("client", stub.url + "/v1", "2000", "16") / 2000
     finally:
         stub.close()
-    return (b["cpu"] - a["cpu"]) / (large - small)
+    engine = (
+        breakdown("engine", str(work / "engine-large"), str(large))
+        - breakdown("engine", str(work / "engine-small"), str(small))
+    ) / (large - small)
+    return {
+        "total": (b["cpu"] - a["cpu"]) / (large - small),
+        "requests_per_sample": per_sample,
+        "client_per_request": client,
+        "engine": engine,
+    }
+
+
+def breakdown(*args: str) -> float:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.breakdown", *args], cwd=ROOT, env=env(),
+                         capture_output=True, text=True)  # fmt: skip
+    if out.returncode != 0:
+        raise SystemExit(f"benchmarks.breakdown failed: {out.stderr[-2000:]}")
+    return float(out.stdout)
+
+
+def import_seconds() -> float:
+    """A bare interpreter importing the libraries a run needs before its first request: the floor for resuming."""
+    code = "import langgraph.graph, langgraph.checkpoint.sqlite.aio, langchain_openai, sqlite_utils"
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env(), check=True)
+    return time.monotonic() - started
 
 
 def peak_rss(work: Path, sizes: list[int]) -> dict[int, float]:
@@ -106,12 +136,12 @@ def peak_rss(work: Path, sizes: list[int]) -> dict[int, float]:
         stub.close()
 
 
-def resume_latency(work: Path, samples: int, done_share: float = 0.99) -> float:
+def resume_latency(work: Path, samples: int, attempt: int = 0, done_share: float = 0.99) -> float:
     """Seconds from starting `graphs.run` on a run dir that is 99 % stored to its first new model request."""
     from condor_state.context import Context
     from graphs.runner import check_settings, run_settings
 
-    out = work / "resume"
+    out = work / f"resume-{samples}-{attempt}"
     out.mkdir()
     stub = Stub(0.0)
     try:
@@ -152,24 +182,37 @@ def main() -> None:
         work = Path(tmp)
         print(f"# Condor run-engine benchmark ({os.cpu_count()} cores, stub latency {LATENCY * 1000:.0f} ms)")
         print("\n## Concurrency efficiency = (requests x latency / concurrency) / wall time (target >= 0.95 at 32)")
-        print("concurrency  requests  max_in_flight  span_s  efficiency  (whole command incl. start-up)")
-        for concurrency, samples in ((1, 12), (8, 96), (32, 384), (64, 768)):
-            r = efficiency(work, concurrency, max(6, int(samples * scale)))
+        print("latency  concurrency  requests  max_in_flight  span_s  efficiency  (whole command)  run's CPU share")
+        rows = [(LATENCY, 1, 12), (LATENCY, 8, 96), (LATENCY, 32, 384), (LATENCY, 64, 768), (1.0, 32, 192)]
+        for latency, concurrency, samples in rows:
+            r = efficiency(work, concurrency, max(6, int(samples * scale)), latency)
             print(
-                f"{concurrency:>11}  {r['requests']:>8}  {r['max_in_flight']:>13}  {r['span']:>6.2f}  "
-                f"{r['efficiency']:>10.3f}  ({r['efficiency_whole_command']:.3f})",
+                f"{latency * 1000:>5.0f}ms  {concurrency:>11}  {r['requests']:>8}  {r['max_in_flight']:>13}  "
+                f"{r['span']:>6.2f}  {r['efficiency']:>10.3f}  ({r['efficiency_whole_command']:.3f})"
+                f"{r['cpu_share']:>17.2f}",
                 flush=True,
             )
         cpu = cpu_per_sample(work, 30, max(60, int(600 * scale)))
-        print(f"\n## Orchestration CPU per sample, instant server (target <= 5 ms): {cpu * 1000:.1f} ms", flush=True)
+        client = cpu["client_per_request"] * cpu["requests_per_sample"]
+        print(f"\n## CPU per sample, instant server (target <= 5 ms): {cpu['total'] * 1000:.1f} ms", flush=True)
+        print(
+            f"  model client alone (ChatOpenAI + openai + aiohttp): {cpu['client_per_request'] * 1000:.2f} ms per "
+            f"request x {cpu['requests_per_sample']:.2f} requests per sample = {client * 1000:.1f} ms"
+        )
+        print(f"  engine alone (graph, prompts, parsing, checkpoints, storage; instant in-process model): "
+              f"{cpu['engine'] * 1000:.1f} ms", flush=True)  # fmt: skip
         sizes = [max(100, int(1000 * scale)), max(1000, int(10000 * scale))]
         rss = peak_rss(work, sizes)
         print("\n## Peak RSS of graphs.run (target: flat)")
         for n, mb in rss.items():
             print(f"{n:>6} samples: {mb:.0f} MB", flush=True)
-        size = max(10000, int(100000 * scale))
-        seconds = resume_latency(work, size)
-        print(f"\n## Resume, 99 % of {size} samples stored: first new request after {seconds:.2f} s (target < 2 s)")
+        large = max(10000, int(100000 * scale))
+        print(f"\n## Resume with 99 % stored: start to first new request (target < 2 s at {large} samples)")
+        for size in (large // 10, large):
+            seconds = statistics.median(resume_latency(work, size, attempt) for attempt in range(3))
+            print(f"{size:>7} samples: {seconds:.2f} s (median of 3)", flush=True)
+        floor = statistics.median(import_seconds() for _ in range(3))
+        print(f"  the bare import of langgraph, langchain-openai and sqlite-utils alone: {floor:.2f} s (median of 3)")
 
 
 if __name__ == "__main__":

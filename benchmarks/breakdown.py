@@ -1,0 +1,74 @@
+"""Where a sample's CPU goes: the model client stack alone, and the engine with the client taken out.
+
+Run by benchmarks.bench in fresh processes, so imports and caches do not leak between figures:
+  python -m benchmarks.breakdown client BASE_URL REQUESTS CONCURRENCY  -> CPU seconds of REQUESTS ChatOpenAI calls
+  python -m benchmarks.breakdown engine OUT SAMPLES                   -> CPU seconds of run_job with instant replies
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from langchain_core.messages import AIMessage
+
+import agents.model_call
+from condor_state.context import Context
+from graphs.models import chat_model, close_served_models
+from graphs.runner import run_job
+from prompts.critique import build_messages
+from tests.openai_stub import reply_for
+
+
+async def client(base_url: str, requests: int, concurrency: int) -> float:
+    """The factory's ChatOpenAI (aiohttp pool, retries) sending a critic prompt, as the engine would."""
+    context = Context(base_url=base_url, concurrency=concurrency)
+    model = chat_model(context, "critic", asyncio.get_running_loop())
+    messages = build_messages("What limits the speed of sound in air?", "Temperature, mostly. " * 40, "en")
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with gate:
+            await model.ainvoke(messages)
+
+    await asyncio.gather(*(one() for _ in range(concurrency)))  # connections open, lazy imports done
+    started = time.process_time()
+    await asyncio.gather(*(one() for _ in range(requests)))
+    spent = time.process_time() - started
+    await close_served_models()
+    return spent
+
+
+class InstantModel:
+    """Replies at once, in process, with what the stub server would send: no client stack at all."""
+
+    async def ainvoke(self, conversation: list[dict[str, str]]) -> AIMessage:
+        return AIMessage(
+            content=reply_for(conversation),
+            response_metadata={"finish_reason": "stop"},
+            usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15},
+        )
+
+
+async def engine(out: Path, samples: int) -> float:
+    """run_job as graphs.run runs it (graph, prompts, parsing, checkpoints, storage), the model call instant."""
+    instant = InstantModel()
+    agents.model_call.served_model_if_ready = lambda *_: instant  # type: ignore[assignment]
+    started = time.process_time()
+    await run_job(out, samples, Context(base_url="http://127.0.0.1:9/v1", concurrency=16))
+    return time.process_time() - started
+
+
+def main() -> None:
+    what, *args = sys.argv[1:]
+    if what == "client":
+        seconds = asyncio.run(client(args[0], int(args[1]), int(args[2])))
+    else:
+        seconds = asyncio.run(engine(Path(args[0]), int(args[1])))
+    print(f"{seconds:.4f}")
+
+
+if __name__ == "__main__":
+    main()
