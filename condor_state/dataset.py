@@ -52,6 +52,7 @@ class Dataset:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.db = sqlite_utils.Database(self.path)
+        self.db.execute("PRAGMA busy_timeout=60000")  # worker processes of one run write in turn
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         samples = self.db.table("samples")

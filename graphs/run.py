@@ -14,6 +14,7 @@ from condor_state.plan import LanguageMixError, parse_language_mix, parse_root_w
 from condor_state.tree import TreeError, load_tree
 from graphs.cli import OneLineParser, fail
 from graphs.models import ModelUnavailable, embedded_model, gguf_path
+from graphs.processes import auto_processes, run_in_processes
 from graphs.runner import (
     BarReporter,
     LogReporter,
@@ -45,6 +46,13 @@ def parser() -> OneLineParser:
     p.add_argument("--languages", default="en=0.5,zh=0.5", help="language mix (default en=0.5,zh=0.5)")
     p.add_argument("--root-weights", default="", help="draw some root domains more often, e.g. Health=2,Travel=0.5")
     p.add_argument("--concurrency", type=int, default=16, help="most model requests in flight, all roles (default 16)")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="worker processes sharing the request slots (default: one per 16 slots, at most one per core; "
+        "the embedded model always uses one)",
+    )
     p.add_argument("--rpm", type=float, default=0, help="most requests per minute, for hosted APIs (default: no limit)")
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
     p.add_argument("--max-tokens", type=int, default=0, help="most tokens per reply (default 1024; embedded: 384)")
@@ -69,6 +77,8 @@ def validate(args: object, context: Context) -> None:
     too_few_tokens = 0 < a["max_tokens"] < 16
     if a["max_rounds"] < 0 or a["concurrency"] < 1 or too_few_tokens or a["max_repairs"] < 0 or a["rpm"] < 0:
         fail(PROG, "--max-rounds, --max-repairs and --rpm must be >= 0, --concurrency >= 1, --max-tokens >= 16", 2)
+    if a["processes"] < 0 or a["processes"] > a["concurrency"]:
+        fail(PROG, "--processes must be between 1 and --concurrency (0: automatic)", 2)
     if not 1 <= a["threshold"] <= 10:
         fail(PROG, "--threshold must be between 1 and 10", 2)
     try:
@@ -141,9 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     except (RunError, OSError) as exc:
         fail(PROG, str(exc))
     where = context.base_url or f"embedded {gguf_path(context.model).name}"
-    print(f"[condor] {args.samples} samples -> {args.out} using {where}", file=sys.stderr, flush=True)
+    processes = 1 if context.embedded else args.processes or auto_processes(context)
+    workers = f" in {processes} processes" if processes > 1 else ""
+    print(f"[condor] {args.samples} samples -> {args.out} using {where}{workers}", file=sys.stderr, flush=True)
     try:
-        summary = asyncio.run(run_until_stopped(Path(args.out), args.samples, context))
+        if processes > 1:
+            summary = run_in_processes(Path(args.out), args.samples, context, processes, reporter())
+        else:
+            summary = asyncio.run(run_until_stopped(Path(args.out), args.samples, context))
     except RunError as exc:
         fail(PROG, str(exc))
     except (KeyboardInterrupt, asyncio.CancelledError):

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ from graphs.graph import builder
 from graphs.models import close_served_models
 
 CHECKPOINTS = "checkpoints.db"
+BUSY_TIMEOUT_MS = 60_000  # how long a write waits for another process's transaction before failing
 SETTINGS = "run.json"
 QUESTIONS_PER_CALL = 3
 # Settings that change the data: resuming with another value would mix two datasets.
@@ -86,8 +88,28 @@ class Reporter(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Shard:
+    """One worker process's share of a run split over several: the calls whose index is `index` modulo `count`.
+
+    The parent process has checked the settings and created both databases, and records the run's row itself.
+    """
+
+    index: int
+    count: int
+
+    def owns(self, call_index: int) -> bool:
+        return call_index % self.count == self.index
+
+
 def thread_id(seed: int, call_index: int) -> str:
     return f"condor-s{seed}-c{call_index:07d}"
+
+
+def call_of(thread: str) -> int | None:
+    """The call index in a thread id made by thread_id, or None for any other thread."""
+    head, _, index = thread.rpartition("-c")
+    return int(index) if head.startswith("condor-s") and index.isdigit() else None
 
 
 def calls_for(samples: int) -> list[tuple[int, int]]:
@@ -137,21 +159,24 @@ async def run_job(
     context: Context,
     reporter: Reporter | None = None,
     stop: asyncio.Event | None = None,
+    shard: Shard | None = None,
 ) -> RunSummary:
-    """Run every unfinished call of the plan with at most `concurrency` calls in flight.
+    """Run every unfinished call of the plan (or of one shard of it) with at most `concurrency` requests in flight.
 
     Setting `stop` lets calls in flight finish and takes no new ones; cancelling the task stops at once, and the
     cancelled calls resume from their last checkpoint next time.
     """
     started, wall_started = time.monotonic(), time.time()
-    out.mkdir(parents=True, exist_ok=True)
     settings = run_settings(context)
-    check_settings(out, settings)
+    if shard is None:
+        out.mkdir(parents=True, exist_ok=True)
+        check_settings(out, settings)
+    owns = shard.owns if shard else lambda _: True
     dataset = Dataset.in_dir(out)
     summary = RunSummary(samples=samples)
     stop = stop or asyncio.Event()
     stored = dataset.ids()
-    calls = calls_for(samples)
+    calls = [(i, keep) for i, keep in calls_for(samples) if owns(i)]
     pending = [
         (i, keep)
         for i, keep in calls
@@ -163,7 +188,7 @@ async def run_job(
     try:
         async with AsyncSqliteSaver.from_conn_string(str(out / CHECKPOINTS)) as saver:
             graph = builder.compile(checkpointer=saver)
-            existing = await _threads_to_resume(saver, context.seed, {i for i, _ in pending})
+            existing = await _threads_to_resume(saver, context.seed, {i for i, _ in pending}, owns)
             summary.resumed_threads = len(existing)
 
             async def run_call(call_index: int, keep: int) -> None:
@@ -211,20 +236,8 @@ async def run_job(
         summary.total_done = dataset.count("done")
         summary.total_failed = dataset.count("failed")
         summary.seconds = time.monotonic() - started
-        dataset.record_run(
-            {
-                "started_at": wall_started,
-                "seconds": round(summary.seconds, 3),
-                "samples": samples,
-                "done": summary.done,
-                "failed": summary.failed,
-                "revisions": summary.revisions,
-                "tokens_in": summary.tokens_in,
-                "tokens_out": summary.tokens_out,
-                "interrupted": summary.interrupted,
-                "settings": json.dumps(settings, ensure_ascii=False),
-            }
-        )
+        if shard is None:
+            dataset.record_run(run_row(summary, wall_started, settings))
         dataset.close()
         await close_served_models()
         if reporter:
@@ -232,14 +245,35 @@ async def run_job(
     return summary
 
 
-async def _threads_to_resume(saver: AsyncSqliteSaver, seed: int, pending: set[int]) -> set[str]:
-    """Checkpointed threads of pending calls; threads of calls already stored are deleted (crash leftovers)."""
+def run_row(summary: RunSummary, started_at: float, settings: dict[str, Any]) -> dict[str, Any]:
+    """The `runs` table's row for one invocation."""
+    return {
+        "started_at": started_at,
+        "seconds": round(summary.seconds, 3),
+        "samples": summary.samples,
+        "done": summary.done,
+        "failed": summary.failed,
+        "revisions": summary.revisions,
+        "tokens_in": summary.tokens_in,
+        "tokens_out": summary.tokens_out,
+        "interrupted": summary.interrupted,
+        "settings": json.dumps(settings, ensure_ascii=False),
+    }
+
+
+async def _threads_to_resume(
+    saver: AsyncSqliteSaver, seed: int, pending: set[int], owns: Callable[[int], bool]
+) -> set[str]:
+    """Checkpointed threads of pending calls; this shard's threads of calls already stored are deleted (leftovers
+    of a crash between storing a call and deleting its thread)."""
+    await saver.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # other worker processes may be writing
     await saver.setup()
     async with saver.conn.execute("SELECT DISTINCT thread_id FROM checkpoints") as cursor:
         threads = {row[0] for row in await cursor.fetchall()}
     wanted = {thread_id(seed, i) for i in pending}
     for leftover in threads - wanted:
-        if leftover.startswith(f"condor-s{seed}-c"):
+        call = call_of(leftover)
+        if leftover.startswith(f"condor-s{seed}-c") and call is not None and owns(call):
             await saver.adelete_thread(leftover)
     return threads & wanted
 
