@@ -52,10 +52,10 @@ def env() -> dict[str, str]:
     return {**clean, "PYTHONPATH": str(ROOT)}
 
 
-def run(stub: Stub, out: Path, samples: int, concurrency: int) -> dict[str, float]:
-    """One graphs.run to completion; wall time, and the child's own CPU seconds and peak RSS."""
+def run(stub: Stub, out: Path, samples: int, concurrency: int, processes: int = 0) -> dict[str, float]:
+    """One graphs.run to completion; wall time, CPU seconds (its worker processes included) and peak RSS."""
     args = ["--samples", str(samples), "--out", str(out), "--base-url", stub.url + "/v1"]
-    args += ["--concurrency", str(concurrency)]
+    args += ["--concurrency", str(concurrency), "--processes", str(processes)]
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "graphs.run", *args], cwd=ROOT, env=env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
@@ -70,10 +70,10 @@ def run(stub: Stub, out: Path, samples: int, concurrency: int) -> dict[str, floa
     }
 
 
-def efficiency(work: Path, concurrency: int, samples: int, latency: float = LATENCY) -> dict[str, float]:
+def efficiency(work: Path, concurrency: int, samples: int, latency: float, processes: int) -> dict[str, float]:
     stub = Stub(latency)
     try:
-        result = run(stub, work / f"eff-{concurrency}-{latency}", samples, concurrency)
+        result = run(stub, work / f"eff-{concurrency}-{latency}-{processes}", samples, concurrency, processes)
         stats = stub.get("/stats")
     finally:
         stub.close()
@@ -85,7 +85,7 @@ def efficiency(work: Path, concurrency: int, samples: int, latency: float = LATE
         "span": span,
         "efficiency": ideal / span,
         "efficiency_whole_command": ideal / result["wall"],
-        "cpu_share": result["cpu"] / result["wall"],  # 1.0 = the run kept one core busy the whole time
+        "cpu_share": result["cpu"] / result["wall"],  # 1.0 = one core busy the whole time
     }
 
 
@@ -120,6 +120,15 @@ def breakdown(*args: str) -> float:
     return float(out.stdout)
 
 
+def loop_seconds() -> float:
+    """A pure-Python loop of 10M additions: how fast this machine's cores are right now, to compare runs."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - started
+
+
 def import_seconds() -> float:
     """A bare interpreter importing the libraries a run needs before its first request: the floor for resuming."""
     code = "import langgraph.graph, langgraph.checkpoint.sqlite.aio, langchain_openai, sqlite_utils"
@@ -131,7 +140,7 @@ def import_seconds() -> float:
 def peak_rss(work: Path, sizes: list[int]) -> dict[int, float]:
     stub = Stub(0.0)
     try:
-        return {n: run(stub, work / f"rss-{n}", n, 32)["rss_mb"] for n in sizes}
+        return {n: run(stub, work / f"rss-{n}", n, 32, processes=1)["rss_mb"] for n in sizes}
     finally:
         stub.close()
 
@@ -181,15 +190,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="condor-bench-") as tmp:
         work = Path(tmp)
         print(f"# Condor run-engine benchmark ({os.cpu_count()} cores, stub latency {LATENCY * 1000:.0f} ms)")
+        print(f"CPU speed: a pure-Python loop of 10M additions takes {loop_seconds():.2f} s here", flush=True)
         print("\n## Concurrency efficiency = (requests x latency / concurrency) / wall time (target >= 0.95 at 32)")
-        print("latency  concurrency  requests  max_in_flight  span_s  efficiency  (whole command)  run's CPU share")
-        rows = [(LATENCY, 1, 12), (LATENCY, 8, 96), (LATENCY, 32, 384), (LATENCY, 64, 768), (1.0, 32, 192)]
-        for latency, concurrency, samples in rows:
-            r = efficiency(work, concurrency, max(6, int(samples * scale)), latency)
+        print("(processes 0 = automatic: one per 16 request slots, at most one per core; CPU share counts them all)")
+        print("latency  concurrency  processes  requests  max_in_flight  span_s  efficiency  (whole command)  CPU")
+        rows = [(LATENCY, 1, 12, 0), (LATENCY, 8, 96, 0), (LATENCY, 32, 384, 1), (LATENCY, 32, 384, 0)]
+        rows += [(LATENCY, 64, 768, 0), (1.0, 32, 192, 1)]
+        for latency, concurrency, samples, processes in rows:
+            r = efficiency(work, concurrency, max(6, int(samples * scale)), latency, processes)
             print(
-                f"{latency * 1000:>5.0f}ms  {concurrency:>11}  {r['requests']:>8}  {r['max_in_flight']:>13}  "
-                f"{r['span']:>6.2f}  {r['efficiency']:>10.3f}  ({r['efficiency_whole_command']:.3f})"
-                f"{r['cpu_share']:>17.2f}",
+                f"{latency * 1000:>5.0f}ms  {concurrency:>11}  {processes:>9}  {r['requests']:>8}  "
+                f"{r['max_in_flight']:>13}  {r['span']:>6.2f}  {r['efficiency']:>10.3f}  "
+                f"({r['efficiency_whole_command']:.3f}){r['cpu_share']:>11.2f}",
                 flush=True,
             )
         cpu = cpu_per_sample(work, 30, max(60, int(600 * scale)))

@@ -89,6 +89,10 @@ class Dataset:
         with self.db.conn:
             self.db["runs"].insert(row, alter=True)  # type: ignore[union-attr]
 
+    def stored_per_call(self) -> dict[int, int]:
+        """Samples stored per question-writer call, counted by SQLite: resuming stays fast at any size."""
+        return dict(self.db.execute("SELECT call_index, count(*) FROM samples GROUP BY call_index").fetchall())
+
     def ids(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT id FROM samples")}
 

@@ -32,9 +32,14 @@ REQUESTS_PER_PROCESS = 16  # the auto rule: one process per this many request sl
 
 def auto_processes(context: Context) -> int:
     """One process per 16 request slots, up to the core count; the embedded model always runs in one."""
-    if context.embedded:
+    if context.embedded or not can_fork():
         return 1
     return max(1, min(os.cpu_count() or 1, context.concurrency // REQUESTS_PER_PROCESS))
+
+
+def can_fork() -> bool:
+    """Workers are forked (they start without importing anything again); Windows has no fork."""
+    return "fork" in multiprocessing.get_all_start_methods()
 
 
 def share(context: Context, shard: Shard) -> Context:

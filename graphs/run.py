@@ -14,7 +14,7 @@ from condor_state.plan import LanguageMixError, parse_language_mix, parse_root_w
 from condor_state.tree import TreeError, load_tree
 from graphs.cli import OneLineParser, fail
 from graphs.models import ModelUnavailable, embedded_model, gguf_path
-from graphs.processes import auto_processes, run_in_processes
+from graphs.processes import auto_processes, can_fork, run_in_processes
 from graphs.runner import (
     BarReporter,
     LogReporter,
@@ -79,6 +79,8 @@ def validate(args: object, context: Context) -> None:
         fail(PROG, "--max-rounds, --max-repairs and --rpm must be >= 0, --concurrency >= 1, --max-tokens >= 16", 2)
     if a["processes"] < 0 or a["processes"] > a["concurrency"]:
         fail(PROG, "--processes must be between 1 and --concurrency (0: automatic)", 2)
+    if a["processes"] > 1 and not can_fork():
+        fail(PROG, "--processes above 1 needs a system with fork (Linux, macOS)", 2)
     if not 1 <= a["threshold"] <= 10:
         fail(PROG, "--threshold must be between 1 and 10", 2)
     try:

@@ -16,7 +16,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from condor_state.context import ROLES, Context
 from condor_state.dataset import Dataset
-from condor_state.state import BatchState, sample_id
+from condor_state.state import BatchState
 from condor_state.tree import load_tree
 from graphs.graph import builder
 from graphs.models import close_served_models
@@ -175,13 +175,9 @@ async def run_job(
     dataset = Dataset.in_dir(out)
     summary = RunSummary(samples=samples)
     stop = stop or asyncio.Event()
-    stored = dataset.ids()
+    stored = dataset.stored_per_call()
     calls = [(i, keep) for i, keep in calls_for(samples) if owns(i)]
-    pending = [
-        (i, keep)
-        for i, keep in calls
-        if not all(sample_id(context.seed, i * QUESTIONS_PER_CALL + k) in stored for k in range(keep))
-    ]
+    pending = [(i, keep) for i, keep in calls if stored.get(i, 0) < keep]
     summary.stored_before = sum(keep for _, keep in calls) - sum(keep for _, keep in pending)
     queue = deque(pending)
     in_flight = 0

@@ -188,9 +188,11 @@ def test_rewrite_with_fewer_rounds_drops_stale_rounds(dataset: Dataset) -> None:
 
 def test_ids_and_count(dataset: Dataset) -> None:
     assert dataset.ids() == set()
+    assert dataset.stored_per_call() == {}
     assert dataset.count() == 0
     dataset.write_batch(make_batch())
     assert dataset.ids() == {"s42-0000030", "s42-0000031", "s42-0000032"}
+    assert dataset.stored_per_call() == {10: 3}  # what a resume counts to skip the call
     assert dataset.count() == 3
     assert dataset.count("done") == 2
     assert dataset.count("failed") == 1

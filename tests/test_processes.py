@@ -92,7 +92,7 @@ def test_sigkill_of_the_parent_takes_its_workers_and_a_rerun_completes(tmp_path:
     out = tmp_path / "run"
     db = out / "condor.db"
     rng = random.Random(99)
-    for _ in range(3):
+    for attempt in range(3):
         before = stored(db)
         proc = subprocess.Popen([sys.executable, "-m", *run_args(out, slow_stub, 90)], cwd=ROOT, env=cli_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -101,7 +101,7 @@ def test_sigkill_of_the_parent_takes_its_workers_and_a_rerun_completes(tmp_path:
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.3))
         workers = children(proc.pid)
-        assert len(workers) == 2, workers
+        assert len(workers) == 2 or (attempt and workers), workers  # later, one shard may have finished already
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 10
