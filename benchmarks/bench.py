@@ -120,13 +120,13 @@ def breakdown(*args: str) -> float:
     return float(out.stdout)
 
 
-def loop_seconds() -> float:
-    """A pure-Python loop of 10M additions: how fast this machine's cores are right now, to compare runs."""
+def speed() -> None:
+    """A pure-Python loop of 10M additions before each part: a shared machine's speed drifts, so say how fast."""
     started = time.perf_counter()
     total = 0
     for i in range(10_000_000):
         total += i
-    return time.perf_counter() - started
+    print(f"\n(CPU speed now: 10M Python additions in {time.perf_counter() - started:.2f} s)", flush=True)
 
 
 def import_seconds() -> float:
@@ -190,7 +190,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="condor-bench-") as tmp:
         work = Path(tmp)
         print(f"# Condor run-engine benchmark ({os.cpu_count()} cores, stub latency {LATENCY * 1000:.0f} ms)")
-        print(f"CPU speed: a pure-Python loop of 10M additions takes {loop_seconds():.2f} s here", flush=True)
+        speed()
         print("\n## Concurrency efficiency = (requests x latency / concurrency) / wall time (target >= 0.95 at 32)")
         print("(processes 0 = automatic: one per 16 request slots, at most one per core; CPU share counts them all)")
         print("latency  concurrency  processes  requests  max_in_flight  span_s  efficiency  (whole command)  CPU")
@@ -204,6 +204,7 @@ def main() -> None:
                 f"({r['efficiency_whole_command']:.3f}){r['cpu_share']:>11.2f}",
                 flush=True,
             )
+        speed()
         cpu = cpu_per_sample(work, 30, max(60, int(600 * scale)))
         client = cpu["client_per_request"] * cpu["requests_per_sample"]
         print(f"\n## CPU per sample, instant server (target <= 5 ms): {cpu['total'] * 1000:.1f} ms", flush=True)
@@ -213,11 +214,13 @@ def main() -> None:
         )
         print(f"  engine alone (graph, prompts, parsing, checkpoints, storage; instant in-process model): "
               f"{cpu['engine'] * 1000:.1f} ms", flush=True)  # fmt: skip
+        speed()
         sizes = [max(100, int(1000 * scale)), max(1000, int(10000 * scale))]
         rss = peak_rss(work, sizes)
         print("\n## Peak RSS of graphs.run (target: flat)")
         for n, mb in rss.items():
             print(f"{n:>6} samples: {mb:.0f} MB", flush=True)
+        speed()
         large = max(10000, int(100000 * scale))
         print(f"\n## Resume with 99 % stored: start to first new request (target < 2 s at {large} samples)")
         for size in (large // 10, large):
