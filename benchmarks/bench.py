@@ -89,6 +89,33 @@ def efficiency(work: Path, concurrency: int, samples: int, latency: float, proce
     }
 
 
+def server_ceiling(concurrency: int, requests: int) -> float:
+    """The stub driven by a bare aiohttp client (almost no client CPU): the best efficiency this machine allows."""
+    import asyncio
+
+    import aiohttp
+
+    stub = Stub(LATENCY)
+    body = {"model": "stub", "messages": [{"role": "user", "content": "What limits the speed of sound?"}]}
+
+    async def drive() -> None:
+        gate = asyncio.Semaphore(concurrency)
+        async with aiohttp.ClientSession() as session:
+
+            async def one() -> None:
+                async with gate, session.post(stub.url + "/v1/chat/completions", json=body) as reply:
+                    await reply.read()
+
+            await asyncio.gather(*(one() for _ in range(requests)))
+
+    try:
+        asyncio.run(drive())
+        stats = stub.get("/stats")
+    finally:
+        stub.close()
+    return stats["requests"] * LATENCY / concurrency / (stats["last_response_at"] - stats["first_request_at"])
+
+
 def cpu_per_sample(work: Path, small: int, large: int) -> dict[str, float]:
     """CPU per sample against an instant server (start-up cost cancels in the difference), and its two parts."""
     stub = Stub(0.0)
@@ -118,15 +145,6 @@ def breakdown(*args: str) -> float:
     if out.returncode != 0:
         raise SystemExit(f"benchmarks.breakdown failed: {out.stderr[-2000:]}")
     return float(out.stdout)
-
-
-def speed() -> None:
-    """A pure-Python loop of 10M additions before each part: a shared machine's speed drifts, so say how fast."""
-    started = time.perf_counter()
-    total = 0
-    for i in range(10_000_000):
-        total += i
-    print(f"\n(CPU speed now: 10M Python additions in {time.perf_counter() - started:.2f} s)", flush=True)
 
 
 def import_seconds() -> float:
@@ -190,7 +208,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="condor-bench-") as tmp:
         work = Path(tmp)
         print(f"# Condor run-engine benchmark ({os.cpu_count()} cores, stub latency {LATENCY * 1000:.0f} ms)")
-        speed()
         print("\n## Concurrency efficiency = (requests x latency / concurrency) / wall time (target >= 0.95 at 32)")
         print("(processes 0 = automatic: one per 16 request slots, at most one per core; CPU share counts them all)")
         print("latency  concurrency  processes  requests  max_in_flight  span_s  efficiency  (whole command)  CPU")
@@ -204,7 +221,8 @@ def main() -> None:
                 f"({r['efficiency_whole_command']:.3f}){r['cpu_share']:>11.2f}",
                 flush=True,
             )
-        speed()
+        ceiling = server_ceiling(32, max(320, int(1664 * scale)))
+        print(f"  the stub with a bare aiohttp client at 32 (the ceiling here): {ceiling:.3f}", flush=True)
         cpu = cpu_per_sample(work, 30, max(60, int(600 * scale)))
         client = cpu["client_per_request"] * cpu["requests_per_sample"]
         print(f"\n## CPU per sample, instant server (target <= 5 ms): {cpu['total'] * 1000:.1f} ms", flush=True)
@@ -214,13 +232,11 @@ def main() -> None:
         )
         print(f"  engine alone (graph, prompts, parsing, checkpoints, storage; instant in-process model): "
               f"{cpu['engine'] * 1000:.1f} ms", flush=True)  # fmt: skip
-        speed()
         sizes = [max(100, int(1000 * scale)), max(1000, int(10000 * scale))]
         rss = peak_rss(work, sizes)
         print("\n## Peak RSS of graphs.run (target: flat)")
         for n, mb in rss.items():
             print(f"{n:>6} samples: {mb:.0f} MB", flush=True)
-        speed()
         large = max(10000, int(100000 * scale))
         print(f"\n## Resume with 99 % stored: start to first new request (target < 2 s at {large} samples)")
         for size in (large // 10, large):
