@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import queue
 import signal
-import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from condor_state.context import Context
 from condor_state.dataset import Dataset
-from graphs.runner import CHECKPOINTS, Reporter, RunSummary, Shard, run_job, run_row, run_settings
+from graphs.runner import CHECKPOINTS, Reporter, RunSummary, Shard, run_job, run_row, run_settings, two_stage_stop
 
 REQUESTS_PER_PROCESS = 16  # the auto rule: one process per this many request slots, at most one per core
 
@@ -67,14 +66,7 @@ def run_in_processes(out: Path, samples: int, context: Context, processes: int, 
     finals: dict[int, dict[str, Any]] = {}
     problems: list[str] = []
 
-    def on_signal(*_: Any) -> None:
-        if stop.is_set():
-            print("\n[condor] stopping now; unfinished calls resume from their last checkpoint", file=sys.stderr)
-            now.set()
-        else:
-            stop.set()
-            print("\n[condor] finishing the calls in flight (Ctrl-C again to stop now)", file=sys.stderr)
-
+    on_signal = two_stage_stop(stop.set, now.set)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for worker in workers:

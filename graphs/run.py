@@ -24,6 +24,7 @@ from graphs.runner import (
     check_settings,
     run_job,
     run_settings,
+    two_stage_stop,
 )
 
 PROG = "python -m graphs.run"
@@ -125,15 +126,7 @@ async def run_until_stopped(out: Path, samples: int, context: Context) -> RunSum
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     job = asyncio.ensure_future(run_job(out, samples, context, reporter(), stop))
-
-    def on_signal() -> None:
-        if stop.is_set():
-            print("\n[condor] stopping now; unfinished calls resume from their last checkpoint", file=sys.stderr)
-            job.cancel()
-        else:
-            stop.set()
-            print("\n[condor] finishing the calls in flight (Ctrl-C again to stop now)", file=sys.stderr)
-
+    on_signal = two_stage_stop(stop.set, job.cancel)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     return await job

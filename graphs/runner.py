@@ -102,6 +102,24 @@ class Shard:
         return call_index % self.count == self.index
 
 
+def two_stage_stop(graceful: Callable[[], None], immediate: Callable[[], None]) -> Callable[..., None]:
+    """A Ctrl-C / SIGTERM handler: the first finishes the calls in flight and takes no new ones, the second stops
+    at once (the interrupted calls continue from their last checkpoint next time)."""
+    stopping = False
+
+    def on_signal(*_: Any) -> None:
+        nonlocal stopping
+        if stopping:
+            print("\n[condor] stopping now; unfinished calls resume from their last checkpoint", file=sys.stderr)
+            immediate()
+        else:
+            stopping = True
+            print("\n[condor] finishing the calls in flight (Ctrl-C again to stop now)", file=sys.stderr)
+            graceful()
+
+    return on_signal
+
+
 def thread_id(seed: int, call_index: int) -> str:
     return f"condor-s{seed}-c{call_index:07d}"
 

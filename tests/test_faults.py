@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, cli_env, run_cli
 from tests.openai_stub import StubServer
 from tests.test_crash import stored
@@ -40,9 +42,10 @@ def test_run_survives_a_server_that_fails_a_fifth_of_its_requests(tmp_path: Path
     assert sum(r[3] for r in rows) > 0  # repairs happened and were counted
 
 
-def start_run(out: Path, server: StubServer, samples: int) -> subprocess.Popen[str]:
+def start_run(out: Path, server: StubServer, samples: int, processes: str = "1") -> subprocess.Popen[str]:
     args = ["graphs.run", "--samples", str(samples), "--out", str(out), "--base-url", server.base_url]
-    return subprocess.Popen([sys.executable, "-m", *args, "--concurrency", "2"], cwd=ROOT, env=cli_env(),
+    args += ["--concurrency", "2", "--processes", processes]
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
@@ -52,11 +55,12 @@ def wait_for_rows(db: Path, proc: subprocess.Popen[str], at_least: int = 1) -> N
         time.sleep(0.02)
 
 
-def test_ctrl_c_finishes_calls_in_flight_then_a_rerun_completes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])  # with 2, the parent relays the signals to its workers
+def test_ctrl_c_finishes_calls_in_flight_then_a_rerun_completes(tmp_path: Path, processes: str) -> None:
     server = StubServer(latency=0.15).start()
     out = tmp_path / "run"
     try:
-        proc = start_run(out, server, 45)
+        proc = start_run(out, server, 45, processes)
         wait_for_rows(out / "condor.db", proc)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
@@ -68,7 +72,7 @@ def test_ctrl_c_finishes_calls_in_flight_then_a_rerun_completes(tmp_path: Path) 
         with sqlite3.connect(out / "checkpoints.db") as conn:
             assert conn.execute("select count(*) from checkpoints").fetchone()[0] == 0  # nothing left half-done
 
-        proc = start_run(out, server, 45)
+        proc = start_run(out, server, 45, processes)
         wait_for_rows(out / "condor.db", proc, partial + 1)
         proc.send_signal(signal.SIGINT)
         time.sleep(0.05)
@@ -76,14 +80,19 @@ def test_ctrl_c_finishes_calls_in_flight_then_a_rerun_completes(tmp_path: Path) 
         stdout, stderr = proc.communicate(timeout=30)
         assert proc.returncode == 130, stderr
         assert "stopping now" in stderr and "Traceback" not in stderr
+        again = stored(out / "condor.db")
 
         final = run_cli("graphs.run", "--samples", "45", "--out", str(out), "--base-url", server.base_url)
         assert final.returncode == 0, final.stderr
+        assert f"; {again} were already stored)" in final.stdout
     finally:
         server.shutdown()
         server.server_close()
     with sqlite3.connect(out / "condor.db") as conn:
         ids = [r[0] for r in conn.execute("select id from samples")]
         assert sorted(ids) == [f"s0-{i:07d}" for i in range(45)]
+        assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+        per_sample = conn.execute("select sample_id, count(*) from rounds group by sample_id").fetchall()
+        assert len(per_sample) == 45 and {n for _, n in per_sample} == {2}
         assert conn.execute("select count(*) from runs").fetchone()[0] == 3
         assert conn.execute("select sum(interrupted) from runs").fetchone()[0] == 2

@@ -112,37 +112,3 @@ def test_sigkill_of_the_parent_takes_its_workers_and_a_rerun_completes(tmp_path:
     final = run_cli(*run_args(out, slow_stub, 90))
     assert final.returncode == 0, final.stderr
     assert_complete(out, 90)
-
-
-def test_ctrl_c_to_the_parent_stops_every_worker_cleanly(tmp_path: Path, slow_stub: StubServer) -> None:
-    out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", *run_args(out, slow_stub, 90)], cwd=ROOT, env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while stored(out / "condor.db") < 6 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert "finishing the calls in flight" in stderr and "Traceback" not in stderr
-    assert "stopped early" in stdout
-    partial = stored(out / "condor.db")
-    assert 0 < partial < 90 and partial % 3 == 0  # whole calls only
-    with sqlite3.connect(out / "checkpoints.db") as conn:
-        assert conn.execute("select count(*) from checkpoints").fetchone()[0] == 0  # the calls in flight finished
-
-    proc = subprocess.Popen([sys.executable, "-m", *run_args(out, slow_stub, 90)], cwd=ROOT, env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    while stored(out / "condor.db") <= partial and proc.poll() is None and time.monotonic() < deadline + 60:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)  # the second Ctrl-C stops every worker at once
-    stdout, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 130, stderr
-    assert "stopping now" in stderr and "Traceback" not in stderr
-    again = stored(out / "condor.db")
-    final = run_cli(*run_args(out, slow_stub, 90))
-    assert final.returncode == 0, final.stderr
-    assert f"; {again} were already stored)" in final.stdout
-    assert_complete(out, 90)
