@@ -43,7 +43,7 @@ def chat_model(
     """
     if context.embedded:
         return _embedded_role(context.model_for(role), role, context.temperature, context.max_tokens, context.seed)
-    key = (context.base_url, context.model_for(role), role, context.temperature, context.max_tokens, context.timeout)
+    key = _served_key(context, role)
     if loop is None:
         return _served_role(*key)
     models = _SERVED.setdefault(loop, {})
@@ -60,8 +60,13 @@ def served_model_if_ready(
     """The loop's served model when it was already made: the common case costs no trip to a worker thread."""
     if context.embedded:
         return None
-    key = (context.base_url, context.model_for(role), role, context.temperature, context.max_tokens, context.timeout)
+    key = _served_key(context, role)
     return _SERVED.get(loop, {}).get(key)
+
+
+def _served_key(context: Context, role: str) -> tuple[str, str, str, float, int, float]:
+    """What makes two served role models the same (the arguments of _served_role)."""
+    return context.base_url, context.model_for(role), role, context.temperature, context.max_tokens, context.timeout
 
 
 async def close_served_models() -> None:
