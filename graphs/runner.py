@@ -212,7 +212,9 @@ async def run_job(
                 final: BatchState | None = None
                 if tid in existing:
                     snapshot = await graph.aget_state(config)
-                    if snapshot.next:
+                    # `tasks`, not `next`: a step killed after saving its writes but before its checkpoint has no
+                    # `next` and stale values; resuming applies the saved writes and goes on
+                    if snapshot.tasks:
                         start = None  # continue from the last checkpoint
                     elif snapshot.values:
                         final = snapshot.values  # finished before a crash, not stored yet
