@@ -29,6 +29,8 @@ async def _judge(sample: Sample, state: BatchState, context: Context) -> Sample:
     outcome = await ask(context, "critic", messages, parse_critique, language)
     updated = with_usage(sample, outcome.tokens_in, outcome.tokens_out, outcome.repairs)
     verdict = outcome.value
+    if verdict is None and revisions(sample):  # the revision stands; only its score is unknown
+        return {**updated, "status": "done", "error": f"final score unknown: {outcome.error}"}
     if verdict is None:
         return {**updated, "status": "failed", "error": outcome.error}
     new_round = Round(

@@ -14,7 +14,7 @@ from langchain_core.runnables import Runnable
 from condor_state.context import Context
 from graphs.models import ModelUnavailable, chat_model, request_slot, served_model_if_ready
 from prompts.markers import ParseError
-from prompts.repair import TRUNCATED, repair_messages
+from prompts.repair import TRUNCATED_REASON, repair_messages, truncation_messages
 
 T = TypeVar("T")
 
@@ -32,9 +32,18 @@ class Outcome(Generic[T]):
 
 
 async def ask(
-    context: Context, role: str, messages: list[dict[str, str]], parse: Callable[[str], T], language: str
+    context: Context,
+    role: str,
+    messages: list[dict[str, str]],
+    parse: Callable[[str], T],
+    language: str,
+    formatted: bool = True,
 ) -> Outcome[T]:
-    """Call the role's model and parse its reply, re-asking up to context.max_repairs times."""
+    """Call the role's model and parse its reply, re-asking up to context.max_repairs times.
+
+    A re-ask says what was wrong: the format (or, for a plain turn, just the question) again, only the missing
+    parts of a partly usable reply, or a length budget after a reply cut at the token limit.
+    """
     outcome: Outcome[T] = Outcome()
     loop = asyncio.get_running_loop()
     try:
@@ -59,14 +68,15 @@ async def ask(
         outcome.raw = text
         outcome.repairs = attempt
         if reply.response_metadata.get("finish_reason") == "length":
-            reason = TRUNCATED
-        else:
-            try:
-                outcome.value = parse(text)
-                return outcome
-            except ParseError as exc:
-                reason = str(exc)
-        conversation = [*messages, *repair_messages(text, reason, language)]
+            reason = TRUNCATED_REASON
+            conversation = [*messages, *truncation_messages(text, context.max_tokens, language, formatted)]
+            continue
+        try:
+            outcome.value = parse(text)
+            return outcome
+        except ParseError as exc:
+            reason = str(exc)
+            conversation = [*messages, *repair_messages(text, exc, language, formatted)]
     outcome.error = f"{role}: {reason}" + (
         f" (after {context.max_repairs} repair attempts)" if context.max_repairs else ""
     )

@@ -23,7 +23,8 @@ async def responder(state: BatchState, runtime: Runtime[Context]) -> dict[str, A
 async def _answer(sample: Sample, state: BatchState, context: Context) -> Sample:
     if sample["status"] != "active" or sample["answer"]:
         return sample
-    outcome = await ask(context, "responder", build_messages(sample["question"]), parse_answer, state["language"])
+    messages = build_messages(sample["question"])
+    outcome = await ask(context, "responder", messages, parse_answer, state["language"], formatted=False)
     updated = with_usage(sample, outcome.tokens_in, outcome.tokens_out, outcome.repairs)
     if outcome.value is None:
         return {**updated, "status": "failed", "error": outcome.error}

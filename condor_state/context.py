@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 
-SERVED_MAX_TOKENS = 1024
+SERVED_MAX_TOKENS = 4096  # a Hard or Creation answer of a 7B-72B instruct model fits
 EMBEDDED_MAX_TOKENS = 384
 ROLES = ("question_writer", "responder", "critic", "reviser")
 
@@ -37,7 +37,14 @@ class Context:
     temperature: float = field(default=0.7, metadata={"description": "Sampling temperature for every role."})
     max_tokens: int = field(
         default=0,
-        metadata={"description": "Most tokens one model reply may have (0: 1024, or 384 for the embedded model)."},
+        metadata={"description": "Most tokens one model reply may have (0: 4096, or 384 for the embedded model)."},
+    )
+    grammar: bool = field(
+        default=False,
+        metadata={
+            "description": "Send each role's GBNF grammar to a llama.cpp server (env CONDOR_GRAMMAR=1); "
+            "the embedded model always uses one."
+        },
     )
     max_repairs: int = field(default=1, metadata={"description": "Re-asks after a reply that does not parse."})
     concurrency: int = field(default=16, metadata={"description": "Most model requests in flight (all roles)."})
@@ -51,6 +58,8 @@ class Context:
             self.model = os.environ.get("CONDOR_MODEL", "")
         if self.max_tokens <= 0:  # the embedded 270M base model's long replies are slow and no better
             self.max_tokens = EMBEDDED_MAX_TOKENS if self.embedded else SERVED_MAX_TOKENS
+        if not self.grammar:
+            self.grammar = os.environ.get("CONDOR_GRAMMAR", "").lower() in {"1", "true", "yes"}
         for role in ROLES:
             name = f"{role}_model"
             if not getattr(self, name):
@@ -63,6 +72,11 @@ class Context:
     @property
     def embedded(self) -> bool:
         return not self.base_url
+
+    @property
+    def uses_grammar(self) -> bool:
+        """Whether replies are held to a grammar: always for the embedded model, on request for a server."""
+        return self.embedded or self.grammar
 
     def as_dict(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -34,6 +36,14 @@ SAMPLE_COLUMNS = {
     "tokens_out": int,
     "created_at": float,
 }
+CALL_COLUMNS = {
+    "call_index": int,
+    "tag_path": str,
+    "task_type": str,
+    "language": str,
+    "questions": str,  # JSON {difficulty: question}: every level the writer gave, kept or not
+    "created_at": float,
+}
 ROUND_COLUMNS = {
     "sample_id": str,
     "round": int,
@@ -46,15 +56,25 @@ ROUND_COLUMNS = {
 }
 
 
+class UnreadableDatabase(RuntimeError):
+    """A condor.db that SQLite cannot read (not a database, corrupt); the message is one line for the user."""
+
+
 class Dataset:
-    """Finished samples; a sample is written once, with all its rounds, in one transaction."""
+    """Finished samples; a call's samples are written once, with all their rounds, in one transaction."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.db = sqlite_utils.Database(self.path)
-        self.db.execute("PRAGMA busy_timeout=60000")  # worker processes of one run write in turn
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        try:
+            self.db = sqlite_utils.Database(self.path)
+            self.db.execute("PRAGMA busy_timeout=60000")  # worker processes of one run write in turn
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self._create_tables()
+        except sqlite3.DatabaseError as exc:
+            raise UnreadableDatabase(f"{self.path} is not a readable Condor database ({exc})") from None
+
+    def _create_tables(self) -> None:
         samples = self.db.table("samples")
         if not samples.exists():
             samples.create(SAMPLE_COLUMNS, pk="id", not_null={"id", "status"})  # type: ignore[union-attr]
@@ -62,27 +82,67 @@ class Dataset:
         rounds = self.db.table("rounds")
         if not rounds.exists():
             rounds.create(ROUND_COLUMNS, pk=("sample_id", "round"), foreign_keys=[("sample_id", "samples", "id")])  # type: ignore[union-attr]
+        calls = self.db.table("calls")
+        if not calls.exists():
+            calls.create(CALL_COLUMNS, pk="call_index")  # type: ignore[union-attr]
 
     @classmethod
     def in_dir(cls, run_dir: str | Path) -> Dataset:
         return cls(Path(run_dir) / DB_NAME)
 
     def write_batch(self, state: BatchState) -> list[str]:
-        """Store a finished question-writer call's samples (idempotent: ids are primary keys)."""
+        """Store a finished call's new samples, their rounds and its questions in one transaction.
+
+        A sample already stored is never replaced (a resumed or repeated call may bring it again); returns the ids
+        of the samples this write added.
+        """
         now = time.time()
-        sample_rows, round_rows = [], []
         shared_in, shared_out = _shared_tokens(state)
-        for sample in state.get("samples", []):
-            sample_rows.append(sample_row(state, sample, now, shared_in, shared_out))
-            round_rows.extend(round_rows_of(sample))
-        with self.db.conn:
-            ids = [row["id"] for row in sample_rows]
-            if ids:
-                self.db.execute(f"DELETE FROM rounds WHERE sample_id IN ({','.join('?' * len(ids))})", ids)
-            self.db["samples"].insert_all(sample_rows, replace=True)  # type: ignore[union-attr]
-            if round_rows:
-                self.db["rounds"].insert_all(round_rows, replace=True)  # type: ignore[union-attr]
-        return [row["id"] for row in sample_rows]
+        samples = state.get("samples", [])
+        with self.db.atomic():  # sqlite-utils 4 autocommits each statement unless told otherwise
+            ids = [s["id"] for s in samples]
+            stored = self._existing(ids)
+            new = [s for s in samples if s["id"] not in stored]
+            if new:
+                rows = [sample_row(state, s, now, shared_in, shared_out) for s in new]
+                self.db["samples"].insert_all(rows)  # type: ignore[union-attr]
+                rounds = [r for s in new for r in round_rows_of(s)]
+                if rounds:
+                    self.db["rounds"].insert_all(rounds)  # type: ignore[union-attr]
+            if "call_index" in state:
+                self._record_call(state, now)
+        return [s["id"] for s in new]
+
+    def _existing(self, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        query = f"SELECT id FROM samples WHERE id IN ({','.join('?' * len(ids))})"
+        return {row[0] for row in self.db.execute(query, ids)}
+
+    def _record_call(self, state: BatchState, now: float) -> None:
+        """The call's questions, merged with any stored before: a level's first text stays."""
+        questions = {**state.get("questions", {}), **self.questions_of(state["call_index"])}
+        self.db["calls"].upsert(  # type: ignore[union-attr]
+            {
+                "call_index": state["call_index"],
+                "tag_path": " > ".join(state.get("tag_path", [])),
+                "task_type": state.get("task_type", ""),
+                "language": state.get("language", ""),
+                "questions": json.dumps(questions, ensure_ascii=False),
+                "created_at": now,
+            },
+            pk="call_index",
+        )
+
+    def questions_of(self, call_index: int) -> dict[str, str]:
+        """Every question a stored call's writer gave, by difficulty (empty for a call never stored)."""
+        row = self.db.execute("SELECT questions FROM calls WHERE call_index = ?", [call_index]).fetchone()
+        return json.loads(row[0]) if row and row[0] else {}
+
+    def stored_levels(self, call_index: int) -> list[str]:
+        """The difficulties of a call's stored samples."""
+        query = "SELECT difficulty FROM samples WHERE call_index = ? ORDER BY position"
+        return [row[0] for row in self.db.execute(query, [call_index])]
 
     def record_run(self, row: dict[str, Any]) -> None:
         """One row per invocation of a run: what it did and its token counts."""
@@ -150,7 +210,7 @@ def sample_row(
         "first_score": rounds[0]["score"] if rounds else None,
         "final_score": rounds[-1]["score"] if rounds and not rounds[-1]["revised_answer"] else None,
         "status": "done" if sample["status"] == "done" else "failed",
-        "error": sample["error"] if sample["status"] != "done" else None,
+        "error": sample["error"],  # on a done sample: why its final score is unknown
         "repairs": sample["repairs"],
         "tokens_in": sample["tokens_in"] + shared_in,
         "tokens_out": sample["tokens_out"] + shared_out,

@@ -37,10 +37,15 @@ class Sample(TypedDict):
 
 
 class BatchInput(TypedDict, total=False):
-    """What a thread starts from: a call index of the run plan, or pinned choices (Studio)."""
+    """What a thread starts from: a call index of the run plan, or pinned choices (Studio).
+
+    A call continued by a larger run brings the questions it wrote before and the levels already stored.
+    """
 
     call_index: int
     keep: int
+    questions: dict[str, str]
+    stored_levels: list[str]
     tag_path: list[str]
     task_type: str
     language: str
@@ -53,6 +58,8 @@ class BatchState(TypedDict):
 
     call_index: NotRequired[int]
     keep: NotRequired[int]
+    questions: NotRequired[dict[str, str]]  # every level's question the writer gave, kept or not
+    stored_levels: NotRequired[list[str]]
     tag_path: NotRequired[list[str]]
     task_type: NotRequired[str]
     language: NotRequired[str]

@@ -17,6 +17,7 @@ TASK_TYPES: tuple[TaskType, ...] = get_args(TaskType)
 
 Difficulty = Literal["Easy", "Medium", "Hard"]
 DIFFICULTIES: tuple[Difficulty, ...] = get_args(Difficulty)
+QUESTIONS_PER_CALL = len(DIFFICULTIES)  # one question-writer call writes one question per difficulty
 
 Language = Literal["en", "zh"]
 LANGUAGES: tuple[Language, ...] = get_args(Language)

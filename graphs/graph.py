@@ -20,6 +20,11 @@ def after_critic(state: BatchState) -> Literal["reviser", "__end__"]:
     return "reviser" if any(s["status"] == "active" for s in state.get("samples", [])) else END
 
 
+def recursion_limit(context: Context) -> int:
+    """Steps one call may take: four up to the first critique, then a revision and a critique per round."""
+    return 4 + 2 * context.max_rounds + 2  # +2: a resumed thread re-runs the step it was killed in
+
+
 def after_question_writer(state: BatchState) -> Literal["responder", "__end__"]:
     return "responder" if any(s["status"] == "active" for s in state.get("samples", [])) else END
 

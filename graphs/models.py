@@ -64,9 +64,18 @@ def served_model_if_ready(
     return _SERVED.get(loop, {}).get(key)
 
 
-def _served_key(context: Context, role: str) -> tuple[str, str, str, float, int, float]:
+def _served_key(context: Context, role: str) -> tuple[str, str, str, float, int, float, int, bool]:
     """What makes two served role models the same (the arguments of _served_role)."""
-    return context.base_url, context.model_for(role), role, context.temperature, context.max_tokens, context.timeout
+    return (
+        context.base_url,
+        context.model_for(role),
+        role,
+        context.temperature,
+        context.max_tokens,
+        context.timeout,
+        context.seed,
+        context.grammar,
+    )
 
 
 async def close_served_models() -> None:
@@ -93,12 +102,14 @@ def _served_role(
     temperature: float,
     max_tokens: int,
     timeout: float,
+    seed: int,
+    grammar: bool,
     http_async_client: Any = None,
 ) -> Runnable[Any, BaseMessage]:
     from langchain_openai import ChatOpenAI
 
     extra_body = None
-    if os.environ.get("CONDOR_GRAMMAR", "").lower() in {"1", "true", "yes"} and role in GRAMMARS:
+    if grammar and role in GRAMMARS:
         extra_body = {"grammar": GRAMMARS[role](max_tokens)}  # llama.cpp servers accept a GBNF grammar per request
     return ChatOpenAI(
         base_url=base_url,
@@ -106,6 +117,7 @@ def _served_role(
         api_key=os.environ.get("OPENAI_API_KEY") or "not-needed",  # type: ignore[arg-type]
         temperature=temperature,
         max_completion_tokens=max_tokens,
+        seed=seed,  # servers that sample reproducibly (OpenAI, vLLM, llama.cpp) honour it
         timeout=timeout,
         max_retries=int(os.environ.get("CONDOR_MAX_RETRIES", "6")),  # the client's backoff honours Retry-After
         extra_body=extra_body,
@@ -116,7 +128,12 @@ def _served_role(
 @lru_cache(maxsize=32)
 def _embedded_role(model: str, role: str, temperature: float, max_tokens: int, seed: int) -> Runnable[Any, BaseMessage]:
     llm = embedded_model(model)
-    kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "stop": TRANSCRIPT_STOPS}
+    kwargs: dict[str, Any] = {
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "stop": TRANSCRIPT_STOPS,
+        "seed": seed,
+    }
     if role in GRAMMARS:
         from llama_cpp import LlamaGrammar
 

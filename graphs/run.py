@@ -21,9 +21,8 @@ from graphs.runner import (
     Reporter,
     RunError,
     RunSummary,
-    check_settings,
+    prepare,
     run_job,
-    run_settings,
     two_stage_stop,
 )
 
@@ -137,13 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     context = context_from(args)
     validate(args, context)
     try:
-        check_model(context)
-    except ModelUnavailable as exc:
+        prepare(Path(args.out), args.samples, context)
+    except RunError as exc:
         fail(PROG, str(exc))
     try:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        check_settings(Path(args.out), run_settings(context))
-    except (RunError, OSError) as exc:
+        check_model(context)
+    except ModelUnavailable as exc:
         fail(PROG, str(exc))
     where = context.base_url or f"embedded {gguf_path(context.model).name}"
     processes = 1 if context.embedded else args.processes or auto_processes(context)

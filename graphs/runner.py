@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import sys
 import time
 from collections import deque
@@ -13,20 +15,26 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph.state import CompiledStateGraph
 
+from condor_state import rundir
 from condor_state.context import ROLES, Context
-from condor_state.dataset import Dataset
-from condor_state.state import BatchState
+from condor_state.dataset import Dataset, UnreadableDatabase
+from condor_state.state import BatchInput, BatchState
+from condor_state.tasks import DIFFICULTIES, QUESTIONS_PER_CALL
 from condor_state.tree import load_tree
-from graphs.graph import builder
+from graphs.graph import builder, recursion_limit
 from graphs.models import close_served_models
+from prompts import prompt_version
 
 CHECKPOINTS = "checkpoints.db"
 BUSY_TIMEOUT_MS = 60_000  # how long a write waits for another process's transaction before failing
 SETTINGS = "run.json"
-QUESTIONS_PER_CALL = 3
 # Settings that change the data: resuming with another value would mix two datasets.
 DATA_SETTINGS = (
+    "backend",
+    "grammar",
+    "prompt_version",
     "seed",
     "tree",
     "languages",
@@ -40,7 +48,13 @@ DATA_SETTINGS = (
 )
 
 
-SETTING_DEFAULTS = {"root_weights": ""}  # settings added later: what older run directories meant
+# Settings added later: what an older run directory's record meant (its prompts were today's).
+SETTING_DEFAULTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "root_weights": lambda _: "",
+    "backend": lambda before: "embedded" if before.get("embedded") else "served",
+    "grammar": lambda before: bool(before.get("embedded")),
+    "prompt_version": lambda _: "6648a70352b1",
+}
 
 
 class RunError(RuntimeError):
@@ -140,6 +154,9 @@ def calls_for(samples: int) -> list[tuple[int, int]]:
 def run_settings(context: Context) -> dict[str, Any]:
     tree = load_tree(context.tree or None)
     return {
+        "backend": "embedded" if context.embedded else "served",
+        "grammar": context.uses_grammar,
+        "prompt_version": prompt_version(),
         "seed": context.seed,
         "tree": tree.fingerprint,
         "tree_file": context.tree,
@@ -164,11 +181,68 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
             before = json.loads(file.read_text())
         except (OSError, json.JSONDecodeError):
             raise RunError(f"{file} is unreadable; use a new --out directory") from None
-        changed = [k for k in DATA_SETTINGS if before.get(k, SETTING_DEFAULTS.get(k)) != settings.get(k)]
+        changed = [k for k in DATA_SETTINGS if _recorded(before, k) != settings.get(k)]
         if changed:
-            diffs = ", ".join(f"{k}: {before.get(k)!r} -> {settings.get(k)!r}" for k in changed)
+            diffs = ", ".join(f"{k}: {_recorded(before, k)!r} -> {settings.get(k)!r}" for k in changed)
             raise RunError(f"{out} was started with other settings ({diffs}); rerun with those or use a new --out")
     file.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
+
+
+def _recorded(before: dict[str, Any], key: str) -> Any:
+    if key in before or key not in SETTING_DEFAULTS:
+        return before.get(key)
+    return SETTING_DEFAULTS[key](before)
+
+
+def prepare(out: Path, samples: int, context: Context) -> dict[str, Any]:
+    """Everything checked before any work, in one process or the parent of workers: this process holds the
+    directory, its databases are readable, --samples does not shrink below what is stored, and the settings
+    match the recorded ones once the directory holds any work. Returns the settings."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        rundir.hold(out)
+        dataset = Dataset.in_dir(out)
+    except (rundir.DirectoryInUse, UnreadableDatabase, OSError) as exc:
+        raise RunError(str(exc)) from None
+    try:
+        stored = dataset.count()
+    finally:
+        dataset.close()
+    if stored > samples:
+        raise RunError(f"{out} already holds {stored} samples; --samples must be at least {stored}")
+    settings = run_settings(context)
+    if stored or _checkpointed(out / CHECKPOINTS):
+        check_settings(out, settings)
+    else:  # nothing made yet: the record follows the settings
+        (out / SETTINGS).write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
+    return settings
+
+
+def _checkpointed(checkpoints: Path) -> bool:
+    """Whether the checkpoint database holds any thread; an unreadable one is a RunError."""
+    if not checkpoints.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(checkpoints)) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            return "checkpoints" in tables and conn.execute("SELECT 1 FROM checkpoints LIMIT 1").fetchone() is not None
+    except sqlite3.DatabaseError as exc:
+        raise RunError(f"{checkpoints} is not a readable checkpoint database ({exc})") from None
+
+
+async def finish_thread(
+    graph: CompiledStateGraph[Any, Any, Any, Any], config: Any, context: Context
+) -> BatchState | None:
+    """The resume decision for a call's checkpointed thread: continue from its pending tasks; take its saved values
+    when it finished before a crash (not stored yet); None when it holds nothing (start the call afresh).
+
+    Pending tasks, not StateSnapshot.next, decide: a step killed after saving its writes but before its checkpoint
+    has no `next` and stale values; resuming applies the saved writes and goes on.
+    """
+    snapshot = await graph.aget_state(config)
+    if snapshot.tasks:
+        return await graph.ainvoke(None, config, context=context, durability="sync")
+    return snapshot.values or None
 
 
 async def run_job(
@@ -185,10 +259,8 @@ async def run_job(
     cancelled calls resume from their last checkpoint next time.
     """
     started, wall_started = time.monotonic(), time.time()
-    settings = run_settings(context)
-    if shard is None:
-        out.mkdir(parents=True, exist_ok=True)
-        check_settings(out, settings)
+    held_before = out.resolve() in rundir.held()
+    settings = run_settings(context) if shard else prepare(out, samples, context)
     owns = shard.owns if shard else lambda _: True
     dataset = Dataset.in_dir(out)
     summary = RunSummary(samples=samples)
@@ -196,7 +268,7 @@ async def run_job(
     stored = dataset.stored_per_call()
     calls = [(i, keep) for i, keep in calls_for(samples) if owns(i)]
     pending = [(i, keep) for i, keep in calls if stored.get(i, 0) < keep]
-    summary.stored_before = sum(keep for _, keep in calls) - sum(keep for _, keep in pending)
+    summary.stored_before = sum(min(stored.get(i, 0), keep) for i, keep in calls)
     queue = deque(pending)
     in_flight = 0
     try:
@@ -205,23 +277,28 @@ async def run_job(
             existing = await _threads_to_resume(saver, context.seed, {i for i, _ in pending}, owns)
             summary.resumed_threads = len(existing)
 
-            async def run_call(call_index: int, keep: int) -> None:
-                tid = thread_id(context.seed, call_index)
-                config: dict[str, Any] = {"configurable": {"thread_id": tid}}
-                start: dict[str, Any] | None = {"call_index": call_index, "keep": keep}
-                final: BatchState | None = None
-                if tid in existing:
-                    snapshot = await graph.aget_state(config)
-                    # `tasks`, not `next`: a step killed after saving its writes but before its checkpoint has no
-                    # `next` and stale values; resuming applies the saved writes and goes on
-                    if snapshot.tasks:
-                        start = None  # continue from the last checkpoint
-                    elif snapshot.values:
-                        final = snapshot.values  # finished before a crash, not stored yet
-                if final is None:
-                    final = await graph.ainvoke(start, config, context=context, durability="sync")
+            def store(final: BatchState, keep: int) -> None:
+                kept = DIFFICULTIES[:keep]  # a thread begun for more questions than the run now wants keeps fewer
+                final = {**final, "samples": [s for s in final.get("samples", []) if s["difficulty"] in kept]}
                 for row in dataset.samples_by_ids(dataset.write_batch(final)):
                     _count(summary, row)
+
+            async def run_call(call_index: int, keep: int) -> None:
+                """Finish the call's checkpointed thread, then write whatever of its `keep` questions is missing
+                (a larger run continues a call from the questions it wrote before)."""
+                tid = thread_id(context.seed, call_index)
+                config: Any = {"configurable": {"thread_id": tid}, "recursion_limit": recursion_limit(context)}
+                if tid in existing:
+                    if (final := await finish_thread(graph, config, context)) is not None:
+                        store(final, keep)
+                    await saver.adelete_thread(tid)
+                levels = dataset.stored_levels(call_index)
+                if len(levels) >= keep:
+                    return
+                start: BatchInput = {"call_index": call_index, "keep": keep}
+                if levels:
+                    start |= {"questions": dataset.questions_of(call_index), "stored_levels": levels}
+                store(await graph.ainvoke(start, config, context=context, durability="sync"), keep)
                 await saver.adelete_thread(tid)
 
             async def worker() -> None:
@@ -255,6 +332,8 @@ async def run_job(
         if shard is None:
             dataset.record_run(run_row(summary, wall_started, settings))
         dataset.close()
+        if shard is None and not held_before:
+            rundir.release(out)
         await close_served_models()
         if reporter:
             reporter.close()

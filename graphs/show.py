@@ -434,7 +434,11 @@ def story(
     view.line()
     view.fields(_outcome(row, rounds))
     if row.get("error"):
-        view.block("failed", row["error"], "red")
+        view.block(
+            "failed" if row["status"] != "done" else "note",
+            row["error"],
+            "red" if row["status"] != "done" else "yellow",
+        )
 
 
 def critique_text(r: dict[str, Any]) -> str:

@@ -12,12 +12,17 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from tests.openai_stub import reply_for
 
 
+Script = Callable[[str, list[dict[str, Any]]], "str | tuple[str, str] | None"]
+
+
 class FakeChatModel(BaseChatModel):
-    """Answers like tests.openai_stub, unless `script(role, messages)` returns a reply to use instead."""
+    """Answers like tests.openai_stub, unless `script(role, messages)` returns a reply to use instead (a text, or
+    a (text, finish_reason) pair)."""
 
     role: str = ""
-    script: Callable[[str, list[dict[str, Any]]], str | None] | None = None
+    script: Script | None = None
     calls: Any = None  # a shared list (Any keeps pydantic from copying it)
+    conversations: Any = None  # a shared list of (role, messages) as the model saw them
 
     @property
     def _llm_type(self) -> str:
@@ -27,12 +32,15 @@ class FakeChatModel(BaseChatModel):
         plain = [{"role": _role(m), "content": str(m.content)} for m in messages]
         if self.calls is not None:
             self.calls.append(self.role)
-        text = self.script(self.role, plain) if self.script else None
+        if self.conversations is not None:
+            self.conversations.append((self.role, plain))
+        reply = self.script(self.role, plain) if self.script else None
+        text, finish_reason = reply if isinstance(reply, tuple) else (reply, "stop")
         if text is None:
             text = reply_for(plain)
         message = AIMessage(
             content=text,
-            response_metadata={"finish_reason": "stop"},
+            response_metadata={"finish_reason": finish_reason},
             usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])

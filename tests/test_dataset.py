@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from condor_state.dataset import DB_NAME, Dataset
+from condor_state.dataset import DB_NAME, Dataset, UnreadableDatabase
 from condor_state.state import BatchState, Round, Sample, new_sample
 
 SEED = 42
@@ -178,12 +178,49 @@ def test_write_batch_is_idempotent(dataset: Dataset, tmp_path: Path) -> None:
     assert [{k: v for k, v in r.items() if k != "created_at"} for r in after_samples] == strip
 
 
-def test_rewrite_with_fewer_rounds_drops_stale_rounds(dataset: Dataset) -> None:
-    dataset.write_batch(make_batch())
+def test_a_stored_sample_is_never_replaced_by_a_later_write(dataset: Dataset) -> None:
+    first = make_batch()
+    assert len(dataset.write_batch(first)) == 3
+    again = make_batch()
+    again["samples"][0]["answer"] = "A different text from a redone call."
+    again["samples"][0]["rounds"] = again["samples"][0]["rounds"][:1]
+    assert dataset.write_batch(again) == []  # nothing new was added
+    stored = dataset.samples_by_ids(["s42-0000030"])[0]
+    assert stored["refined_answer"] == "Every two to three weeks; let the soil dry out."
+    assert [r["round"] for r in dataset.rounds_of("s42-0000030")] == [1, 2]
+
+
+def test_a_call_is_stored_in_one_transaction_so_a_failing_statement_leaves_nothing(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    dataset.db.execute(
+        "CREATE TRIGGER fail_rounds BEFORE INSERT ON rounds BEGIN SELECT RAISE(ABORT, 'disk went away'); END"
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="disk went away"):
+        dataset.write_batch(make_batch())  # the samples insert ran first; the rounds insert fails
+    assert rows(tmp_path / DB_NAME, "SELECT id FROM samples") == []
+    assert rows(tmp_path / DB_NAME, "SELECT call_index FROM calls") == []
+    dataset.db.execute("DROP TRIGGER fail_rounds")
+    assert len(dataset.write_batch(make_batch())) == 3  # and the same call stores whole afterwards
+
+
+def test_a_call_records_every_question_its_writer_gave_and_keeps_the_first_text_of_each(dataset: Dataset) -> None:
     batch = make_batch()
-    batch["samples"][0]["rounds"] = batch["samples"][0]["rounds"][:1]
+    batch["questions"] = {"Easy": "Q1", "Medium": "Q2"}
     dataset.write_batch(batch)
-    assert [r["round"] for r in dataset.rounds_of("s42-0000030")] == [1]
+    later = BatchState(call_index=10, samples=[], questions={"Medium": "rewritten", "Hard": "Q3"})
+    dataset.write_batch(later)
+    assert dataset.questions_of(10) == {"Easy": "Q1", "Medium": "Q2", "Hard": "Q3"}
+    assert dataset.questions_of(11) == {}
+    assert dataset.stored_levels(10) == ["Easy", "Medium", "Hard"]
+
+
+def test_a_file_that_is_not_a_database_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / DB_NAME
+    path.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(UnreadableDatabase, match="is not a readable Condor database"):
+        Dataset(path)
+    assert path.read_bytes() == b"this is not SQLite" * 100
 
 
 def test_ids_and_count(dataset: Dataset) -> None:

@@ -11,23 +11,31 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 import agents.model_call
 from condor_state.context import Context
-from graphs.graph import builder
+from graphs.graph import builder, recursion_limit
 from tests.fake_chat import FakeChatModel
 
-Script = Callable[[str, list[dict]], str | None] | None
+Script = Callable[[str, list[dict]], str | tuple[str, str] | None] | None
+
+
+def use_fake_model(monkeypatch: pytest.MonkeyPatch, script: Script = None) -> tuple[list[str], list[Any]]:
+    """Every role's model becomes a FakeChatModel; returns the shared call log and conversation log."""
+    calls: list[str] = []
+    conversations: list[Any] = []
+
+    def fake_chat_model(_: Context, role: str, loop: object = None) -> FakeChatModel:
+        return FakeChatModel(role=role, script=script, calls=calls, conversations=conversations)
+
+    monkeypatch.setattr(agents.model_call, "chat_model", fake_chat_model)
+    return calls, conversations
 
 
 def run_batch(monkeypatch: pytest.MonkeyPatch, context: Context, script: Script = None, **inputs: Any) -> dict:
-    calls: list[str] = []
-
-    def fake_chat_model(_: Context, role: str, loop: object = None) -> FakeChatModel:
-        return FakeChatModel(role=role, script=script, calls=calls)
-
-    monkeypatch.setattr(agents.model_call, "chat_model", fake_chat_model)
+    calls, conversations = use_fake_model(monkeypatch, script)
     graph = builder.compile(checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "t"}}
+    config = {"configurable": {"thread_id": "t"}, "recursion_limit": recursion_limit(context)}
     state = asyncio.run(graph.ainvoke({"call_index": 0, "keep": 3, **inputs}, config, context=context))
     state["_calls"] = calls
+    state["_conversations"] = conversations
     return state
 
 
@@ -92,7 +100,7 @@ def test_missing_level_becomes_a_failed_sample(monkeypatch: pytest.MonkeyPatch) 
     state = run_batch(monkeypatch, Context(max_repairs=0), script=script)
     statuses = {s["difficulty"]: (s["status"], s["error"]) for s in state["samples"]}
     assert statuses["Easy"] == ("done", None)
-    assert statuses["Medium"][0] == "failed" and "no Medium question" in statuses["Medium"][1]
+    assert statuses["Medium"][0] == "failed" and "no Medium, Hard question" in statuses["Medium"][1]
     assert statuses["Hard"][0] == "failed"
 
 
@@ -108,3 +116,94 @@ def test_pinned_question_skips_the_question_writer(monkeypatch: pytest.MonkeyPat
     assert sample["question"] == "How do noise-cancelling headphones work?"
     assert "question_writer" not in state["_calls"]
     assert sample["status"] == "done"
+
+
+def test_a_half_parsed_question_reply_is_re_asked_only_for_the_missing_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    def script(role: str, messages: list[dict]) -> str | None:
+        if role != "question_writer":
+            return None
+        if messages[-1]["role"] == "user" and "Medium" in messages[-1]["content"] and len(messages) > 2:
+            return "[Medium][Question Start]怎样煮好米饭？[Question End]"
+        return (
+            "Here are the questions:\n[Easy][Question Start]What does [Easy] mean in a game menu?[Question End]\n"
+            "[Hard][Question Start]Compare arr[0] access costs in C and Python.[Question End]"
+        )
+
+    state = run_batch(monkeypatch, Context(max_repairs=1), script=script)
+    questions = {s["difficulty"]: s["question"] for s in state["samples"]}
+    assert questions == {
+        "Easy": "What does [Easy] mean in a game menu?",
+        "Medium": "怎样煮好米饭？",
+        "Hard": "Compare arr[0] access costs in C and Python.",
+    }
+    assert {s["difficulty"]: s["repairs"] for s in state["samples"]}["Medium"] >= 1
+    first_repairs = {s["difficulty"]: s["repairs"] for s in state["samples"] if s["difficulty"] != "Medium"}
+    assert set(first_repairs.values()) <= {0, 1}  # the writer's re-ask is not charged to questions it already had
+    writer_turns = [m for role, m in state["_conversations"] if role == "question_writer"]
+    assert len(writer_turns) == 2
+    re_ask = writer_turns[1][-1]["content"]
+    assert "Medium" in re_ask and "Easy" not in re_ask and "Hard" not in re_ask
+
+
+def test_a_failed_final_critique_keeps_the_revision_with_its_score_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    def script(role: str, messages: list[dict]) -> str | None:
+        if role != "critic":
+            return None
+        answer_is_revised = "(revised)" in messages[1]["content"].split("[Score End]")[-1]  # the prompt, not a re-ask
+        return "Looks fine to me." if answer_is_revised else None
+
+    state = run_batch(monkeypatch, Context(max_repairs=1, max_rounds=2), script=script, keep=1)
+    (sample,) = state["samples"]
+    assert sample["status"] == "done"
+    assert "(revised)" in sample["answer"] and sample["rounds"][-1]["revised_answer"] == sample["answer"]
+    assert sample["error"].startswith("final score unknown: critic: ")
+
+
+def test_a_reply_cut_at_the_limit_is_re_asked_with_a_length_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    def script(role: str, messages: list[dict]) -> str | tuple[str, str] | None:
+        if role == "responder" and len(messages) == 1:
+            return "A very long answer that never ends because", "length"
+        return None
+
+    state = run_batch(monkeypatch, Context(max_tokens=600), script=script, keep=1)
+    (sample,) = state["samples"]
+    assert sample["status"] == "done" and sample["void_answer"].startswith("An answer")
+    re_ask = [m for role, m in state["_conversations"] if role == "responder"][1][-1]["content"]
+    assert "600 tokens" in re_ask and "300 words" in re_ask
+    assert "format" not in re_ask  # the responder has no format: a plain turn
+
+
+def test_an_empty_answer_is_re_asked_as_a_plain_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    def script(role: str, messages: list[dict]) -> str | None:
+        return "<think>Let me think about this.</think>" if role == "responder" and len(messages) == 1 else None
+
+    state = run_batch(monkeypatch, Context(), script=script, keep=1)
+    assert state["samples"][0]["status"] == "done"
+    re_ask = [m for role, m in state["_conversations"] if role == "responder"][1][-1]["content"]
+    assert "answer the question again" in re_ask and "format" not in re_ask
+
+
+def test_a_continued_call_writes_only_the_levels_not_stored_from_its_earlier_questions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    earlier = {"Easy": "Stored already?", "Medium": "Kept from the first reply?", "Hard": "Also kept?"}
+    state = run_batch(monkeypatch, Context(seed=3), call_index=4, questions=earlier, stored_levels=["Easy"])
+    assert "question_writer" not in state["_calls"]
+    assert [(s["difficulty"], s["position"], s["question"]) for s in state["samples"]] == [
+        ("Medium", 13, "Kept from the first reply?"),
+        ("Hard", 14, "Also kept?"),
+    ]
+    assert [s["id"] for s in state["samples"]] == ["s3-0000013", "s3-0000014"]
+
+
+def test_many_rounds_fit_in_the_recursion_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = run_batch(monkeypatch, Context(threshold=10, max_rounds=14), keep=1)  # 32 steps; LangGraph's default: 25
+    (sample,) = state["samples"]
+    assert sample["status"] == "done" and len(sample["rounds"]) == 15
+
+
+def test_the_run_seed_reaches_the_served_model() -> None:
+    from graphs.models import chat_model
+
+    model = chat_model(Context(base_url="http://127.0.0.1:9/v1", seed=1234), "critic")
+    assert model.seed == 1234  # type: ignore[attr-defined]

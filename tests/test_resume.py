@@ -1,0 +1,98 @@
+"""Resume: the three outcomes of a checkpointed thread, and runs that grow without redoing stored work."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+
+from condor_state.context import Context
+from condor_state.dataset import Dataset
+from graphs.graph import builder
+from graphs.runner import RunError, finish_thread, run_job
+from tests.test_graph import use_fake_model
+
+SERVED = Context(base_url="http://127.0.0.1:9/v1", concurrency=4)  # the model itself is the fake
+
+
+def test_a_thread_with_pending_tasks_is_continued_from_its_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls, _ = use_fake_model(monkeypatch)
+    saver = InMemorySaver()
+    config: Any = {"configurable": {"thread_id": "t"}}
+    halted = builder.compile(checkpointer=saver, interrupt_before=["critic"])
+    asyncio.run(halted.ainvoke({"call_index": 0, "keep": 1}, config, context=SERVED))
+    assert calls == ["question_writer", "responder"]
+    final = asyncio.run(finish_thread(builder.compile(checkpointer=saver), config, SERVED))
+    assert final is not None and final["samples"][0]["status"] == "done"
+    assert calls == ["question_writer", "responder", "critic", "reviser", "critic"]  # nothing asked twice
+
+
+def test_a_thread_that_finished_before_a_crash_gives_its_values_without_a_model_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls, _ = use_fake_model(monkeypatch)
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "t"}}
+    done = asyncio.run(graph.ainvoke({"call_index": 0, "keep": 2}, config, context=SERVED))
+    before = len(calls)
+    final = asyncio.run(finish_thread(graph, config, SERVED))
+    assert final == done and len(calls) == before
+
+
+def test_a_thread_with_nothing_saved_starts_afresh() -> None:
+    graph = builder.compile(checkpointer=InMemorySaver())
+    assert asyncio.run(finish_thread(graph, {"configurable": {"thread_id": "never"}}, SERVED)) is None
+
+
+def rows(out: Path) -> list[dict[str, Any]]:
+    dataset = Dataset.in_dir(out)
+    try:
+        samples = list(dataset.samples())
+        return [{**s, "rounds_rows": dataset.rounds_of(s["id"])} for s in samples]
+    finally:
+        dataset.close()
+
+
+def test_growing_samples_continues_a_short_call_from_its_stored_questions(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls, conversations = use_fake_model(monkeypatch)
+    first = asyncio.run(run_job(tmp_path, 4, SERVED))
+    assert (first.done, first.stored_before) == (4, 0)
+    before = rows(tmp_path)
+    writer_calls = calls.count("question_writer")
+    asked = {m[-1]["content"] for role, m in conversations if role == "responder"}
+    grown = asyncio.run(run_job(tmp_path, 8, SERVED))
+    assert (grown.done, grown.stored_before) == (4, 4)
+    after = rows(tmp_path)
+    assert len(after) == 8 and after[:4] == before  # stored rows untouched, rounds included
+    assert calls.count("question_writer") == writer_calls + 1  # only call 2; call 1 reuses its stored reply
+    asked_again = [m[-1]["content"] for role, m in conversations if role == "responder"][len(asked) :]
+    assert not set(asked_again) & {r["question"] for r in before}
+    call_one = [r for r in after if r["call_index"] == 1]
+    assert [r["difficulty"] for r in call_one] == ["Easy", "Medium", "Hard"]
+    assert len({r["question"].split("topic ")[-1] for r in call_one}) == 1  # one writer reply's triple
+
+
+def test_shrinking_below_what_is_stored_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    use_fake_model(monkeypatch)
+    asyncio.run(run_job(tmp_path, 5, SERVED))
+    with pytest.raises(RunError, match="already holds 5 samples; --samples must be at least 5"):
+        asyncio.run(run_job(tmp_path, 4, SERVED))
+    assert len(rows(tmp_path)) == 5
+
+
+def test_a_change_of_backend_grammar_or_prompts_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    use_fake_model(monkeypatch)
+    asyncio.run(run_job(tmp_path, 3, SERVED))
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(RunError, match="backend: 'served' -> 'embedded'"):
+        asyncio.run(run_job(tmp_path, 3, Context()))
+    with pytest.raises(RunError, match="grammar: False -> True"):
+        asyncio.run(run_job(tmp_path, 3, Context(base_url=SERVED.base_url, grammar=True)))
+    monkeypatch.setattr("graphs.runner.prompt_version", lambda: "another")
+    with pytest.raises(RunError, match="prompt_version: '[0-9a-f]{12}' -> 'another'"):
+        asyncio.run(run_job(tmp_path, 3, SERVED))
