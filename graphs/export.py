@@ -1,8 +1,10 @@
 """`python -m graphs.export DIR --format messages|sharegpt|parquet -o FILE`: SFT-ready data and its dataset card.
 
 Duplicates are marked first (condor_state.dedup.mark_duplicates) so export works on any run directory, old or
-new, and skips repeated questions unless --keep-duplicates. A dataset card (README.md, in the Hugging Face format)
-is written next to the output file.
+new, and skips repeated questions (including copies of the question-writer prompt's few-shot examples) unless
+--keep-duplicates. --min-score filters on the critic score of the answer being exported: the first score for
+--answers void, the final score for --answers refine; an unknown score is never at least N. A dataset card
+(README.md, in the Hugging Face format) is written next to the output file.
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ def parser() -> OneLineParser:
     )
     p.add_argument("--answers", choices=("refine", "void"), default="refine", help="refined (default) or first answers")
     p.add_argument("-o", "--output", required=True, help="file to write ('-' for standard output, JSONL only)")
-    p.add_argument("--min-score", type=int, default=None, help="keep samples whose final critic score is at least this")
+    p.add_argument(
+        "--min-score",
+        type=int,
+        default=None,
+        help="keep samples whose exported answer's critic score is at least this: the first score with --answers "
+        "void, the final score with --answers refine (a sample without that score is dropped)",
+    )
     p.add_argument("--status", choices=tuple(STATUSES), default="done", help="which samples to export (default done)")
     p.add_argument("--keep-duplicates", action="store_true", help="also export questions marked as duplicates")
     p.add_argument(
@@ -51,6 +59,11 @@ def parser() -> OneLineParser:
 
 def answer_of(row: dict[str, Any], answers: str) -> str | None:
     return row["refined_answer"] if answers == "refine" else row["void_answer"]
+
+
+def score_column(answers: str) -> str:
+    """The critic score that judged the exported answer: the first critique scored the void answer."""
+    return "final_score" if answers == "refine" else "first_score"
 
 
 def record(row: dict[str, Any], fmt: str, answers: str, metadata: bool) -> dict[str, Any] | None:
@@ -69,9 +82,17 @@ def record(row: dict[str, Any], fmt: str, answers: str, metadata: bool) -> dict[
 
 
 def select(
-    run_dir: Path, status: str = "done", min_score: int | None = None, keep_duplicates: bool = False
+    run_dir: Path,
+    status: str = "done",
+    min_score: int | None = None,
+    keep_duplicates: bool = False,
+    answers: str = "refine",
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The rows to export, in plan order, and the counts the dataset card reports."""
+    """The rows to export, in plan order, and the counts the dataset card reports.
+
+    --min-score reads the score of the answer exported; a NULL score (unknown) is not at least N, so it is dropped.
+    """
+    column = score_column(answers)
     dataset = Dataset.in_dir(run_dir)
     try:
         duplicates = mark_duplicates(dataset)
@@ -79,7 +100,7 @@ def select(
         rows = []
         skipped_duplicates = skipped_score = 0
         for row in dataset.samples(status=STATUSES[status]):
-            if min_score is not None and (row["final_score"] or 0) < min_score:
+            if min_score is not None and (row[column] is None or row[column] < min_score):
                 skipped_score += 1
             elif row.get("duplicate_of") and not keep_duplicates:
                 skipped_duplicates += 1
@@ -136,7 +157,7 @@ def export(
     keep_duplicates: bool = False,
 ) -> int:
     """Write the selected samples (and, for a file, the dataset card next to it); returns how many were written."""
-    rows, counts = select(run_dir, status, min_score, keep_duplicates)
+    rows, counts = select(run_dir, status, min_score, keep_duplicates, answers)
     if output != "-":
         Path(output).parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
@@ -178,6 +199,7 @@ def write_card(
     tree = run_tree(settings)
     languages = sorted({r["language"] for r in rows if r["language"]})
     builder = "parquet" if options["format"] == "parquet" else "json"
+    score_label = "critic score of the first answer" if options["answers"] == "void" else "final critic score"
     front = [
         "---",
         "configs:",
@@ -226,11 +248,18 @@ def write_card(
             [
                 ["in the run's condor.db", counts["samples"]],
                 ["done / failed", f"{counts['done']} / {counts['failed']}"],
-                [f"duplicate questions among done (Jaccard ≥ {THRESHOLD})", counts["duplicates"]],
+                [
+                    f"duplicate questions among done (Jaccard ≥ {THRESHOLD}; an earlier question or one of the "
+                    "question-writer prompt's few-shot examples)",
+                    counts["duplicates"],
+                ],
                 [f"status filter: {options['status']}", ""],
-                [f"below --min-score {options['min_score']}", counts["skipped_score"]]
+                [
+                    f"below --min-score {options['min_score']} ({score_label}) or without that score",
+                    counts["skipped_score"],
+                ]
                 if options["min_score"] is not None
-                else ["minimum final score", "none"],
+                else [f"minimum {score_label}", "none"],
                 [
                     "duplicates skipped" if not options["keep_duplicates"] else "duplicates kept",
                     counts["skipped_duplicates"] if not options["keep_duplicates"] else "",
@@ -249,9 +278,10 @@ def write_card(
     if tree is not None:
         name = "The bundled bilingual tree" if tree.source == "<default tree>" else f"`{tree.source}`"
         md += [f"{name} (fingerprint `{tree.fingerprint}`):", "", md_table(TREE_HEADER, tree_stat_rows(tree)), ""]
+    elif settings:
+        md += [f"A custom tree (fingerprint `{settings.get('tree')}`); its file is not recorded in run.json.", ""]
     else:
-        fingerprint = settings.get("tree") if settings else None
-        md += [f"A custom tree (fingerprint `{fingerprint}`); its file is not recorded in run.json.", ""]
+        md += ["Not recorded: the run directory has no run.json.", ""]
     roots = {(r["language"], r["root"]) for r in rows}
     leaves = {(r["language"], r["tag_path"]) for r in rows}
     md += [f"Exported rows cover {len(roots)} root domains and {len(leaves)} leaf tags.", ""]
@@ -291,6 +321,13 @@ def _breakdown(rows: list[dict[str, Any]]) -> list[str]:
         ),
         "",
     ]
+    unknown = sum(1 for r in rows if r["status"] == "done" and r["final_score"] is None)
+    if unknown:
+        md += [
+            f"{unknown} done rows have no final critic score (the last revision was not scored, or its critique "
+            "could not be read; see the `error` column); the final-answer mean leaves them out.",
+            "",
+        ]
     return md
 
 

@@ -2,8 +2,9 @@
 
 Everything comes from DIR/condor.db (and DIR/run.json for the settings): coverage of the knowledge tree, task types,
 difficulties and languages; first vs final critic scores, rounds and refine gain; question-format compliance,
-repairs and failure reasons; duplicates; tokens. Plots carry numbers only (no tag names), so they render with
-any font; names go in the Markdown tables.
+repairs and failure reasons; duplicates (of earlier questions or of the prompt's few-shot examples); tokens. A done
+sample may lack a final score (never re-scored, or its critique unreadable): it is counted, never averaged as 0.
+Plots carry numbers only (no tag names), so they render with any font; names go in the Markdown tables.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from condor_state.context import ROLES
 from condor_state.dataset import Dataset
-from condor_state.dedup import mark_duplicates
+from condor_state.dedup import THRESHOLD, example_questions, is_example, mark_duplicates
 from condor_state.tasks import DIFFICULTIES, TASK_TYPES
 from condor_state.tree import KnowledgeTree, TreeError, default_tree, load_tree
 from graphs.cli import OneLineParser, fail, run_dir_arg
@@ -332,9 +333,11 @@ def scores_section(done: list[dict[str, Any]], score_rows: list[tuple[str, int, 
                 ["mean critic score", mean(first), mean(final)],
                 ["median", statistics.median(first) if first else "–", statistics.median(final) if final else "–"],
                 ["scored samples", len(first), len(final)],
+                ["score unknown", len(done) - len(first), len(done) - len(final)],
             ],
         )
     )
+    md += unknown_final_notes(done)
     md += ["", "### Rounds per sample", ""]
     md.append(plots.histogram("rounds.png", "Revisions per done sample", rounds, "revisions", "done samples"))
     md += ["", md_table(["revisions", "done samples"], sorted(Counter(rounds).items())), ""]
@@ -357,14 +360,31 @@ def scores_section(done: list[dict[str, Any]], score_rows: list[tuple[str, int, 
     return md
 
 
+def unknown_final_notes(done: list[dict[str, Any]]) -> list[str]:
+    """Why done samples lack a final score: they are left out of means and gains, so say how many and why."""
+    unknown = [r for r in done if r["final_score"] is None]
+    if not unknown:
+        return []
+    reasons = Counter(failure_reason(r["error"]) if r["error"] else ("–", "last revision not scored") for r in unknown)
+    return [
+        "",
+        f"Final score unknown for {len(unknown)} done samples ({pct(len(unknown), len(done))}): the last revision "
+        "was not scored, or its critique could not be read (the `error` column says so). Means, medians and gains "
+        "leave them out.",
+        "",
+        md_table(
+            ["role", "reason", "done samples"], [[role, reason, n] for (role, reason), n in reasons.most_common()]
+        ),
+    ]
+
+
 def format_section(rows: list[dict[str, Any]], failed: list[dict[str, Any]], plots: Plots) -> list[str]:
     by_call: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
         by_call.setdefault(r["call_index"], []).append(r)
     writer_failed = [r for r in failed if failure_reason(r["error"])[0] == "question_writer"]
-    complete_calls = sum(
-        1 for call in by_call.values() if not any(failure_reason(r["error"])[0] == "question_writer" for r in call)
-    )
+    lost = {r["id"] for r in writer_failed}  # only failed rows: a done sample's `error` is a note, not a failure
+    complete_calls = sum(1 for call in by_call.values() if not any(r["id"] in lost for r in call))
     repairs = [r["repairs"] or 0 for r in rows]
     md = [
         "## Format compliance, repairs and failures",
@@ -413,23 +433,26 @@ def format_section(rows: list[dict[str, Any]], failed: list[dict[str, Any]], plo
 
 
 def duplicates_section(rows: list[dict[str, Any]], done: list[dict[str, Any]], duplicates: int) -> list[str]:
-    by_id = {r["id"]: r for r in rows}
-    examples = [(r, by_id.get(r["duplicate_of"])) for r in done if r.get("duplicate_of")][:5]
+    """Duplicates of earlier samples and copies of the prompt's few-shot examples (pseudo-ids `example:…`)."""
+    questions = {r["id"]: r["question"] for r in rows} | example_questions()
+    marked = [r for r in done if r.get("duplicate_of")]
+    copies = sum(1 for r in marked if is_example(r["duplicate_of"]))
     md = [
         "## Duplicates",
         "",
-        f"{duplicates} of {len(done)} done samples ({pct(duplicates, len(done))}) repeat an earlier question "
-        "exactly or "
-        "nearly (MinHash over character shingles, Jaccard ≥ 0.8); export skips them unless `--keep-duplicates`.",
+        f"{duplicates} of {len(done)} done samples ({pct(duplicates, len(done))}) repeat, exactly or nearly "
+        f"(MinHash over character shingles, Jaccard ≥ {THRESHOLD}), an earlier question or one of the "
+        f"question-writer prompt's few-shot examples ({copies} of them copy an example; their `duplicate_of` is "
+        "a pseudo-id such as `example:en:1:Easy`); export skips them unless `--keep-duplicates`.",
         "",
     ]
-    if examples:
+    if marked:
         md += [
             md_table(
-                ["sample", "question", "duplicate of", "earlier question"],
+                ["sample", "question", "duplicate of", "repeated question"],
                 [
-                    [r["id"], r["question"][:90], o["id"] if o else r["duplicate_of"], o["question"][:90] if o else ""]
-                    for r, o in examples
+                    [r["id"], r["question"][:90], r["duplicate_of"], (questions.get(r["duplicate_of"]) or "")[:90]]
+                    for r in marked[:5]
                 ],
             ),
             "",
