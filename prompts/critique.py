@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
-from prompts.markers import CHARS_PER_TOKEN, ParseError, clean, marker, section
+from prompts.markers import CHARS_PER_TOKEN, ParseError, any_of, blocks, last_filled, marker, without_reasoning
 
 INSTRUCTIONS = {
     "en": """You are a demanding reviewer of AI assistant answers.
@@ -75,6 +76,7 @@ class CritiqueVerdict:
     score: int
 
     def satisfied(self, threshold: int) -> bool:
+        """True when the answer is good enough to stop revising."""
         return self.score >= threshold
 
 
@@ -93,25 +95,80 @@ STRENGTH = (marker("Strength", "Start"), marker("Strength", "End"))
 WEAKNESS = (marker("Weakness", "Start"), marker("Weakness", "End"))
 SUGGESTION = (marker("Suggestion", "Start"), marker("Suggestion", "End"))
 SCORE = (marker("Score", "Start"), marker("Score", "End"))
-NEXT_SECTION = re.compile(r"[\[【]\s*(strength|weakness|suggestion|score)", re.IGNORECASE)
-SCORE_NUMBER = re.compile(r"(?<![\d.])(10|[1-9])(?:\.\d+)?(?:\s*/\s*10)?(?![\d])")
-LOOSE_SCORE = re.compile(r"(?:score|rating|评分|得分|分数)\s*[:：=]?\s*(10|[1-9])(?![\d])", re.IGNORECASE)
+# A section without its end marker stops at the next section's full start marker, never at a bracket word.
+ANY_START = any_of(STRENGTH[0], WEAKNESS[0], SUGGESTION[0], SCORE[0])
+
+_NUMBER = r"(?<![\d.])(\d+(?:\.\d+)?)(?!\.?\d)"
+# Scale mentions are never the score: "1-10", "(1–10)", "1 to 10", "1～10", "满分10分", "10分制", "10-point".
+SCALE = re.compile(
+    r"(?<![\d.])(?:between\s+)?[01]\s*(?:-|–|—|~|to|and|至|到)\s*10(?!\.?\d)\s*分?"
+    r"|满分\s*(?:为|是|:)?\s*10(?!\.?\d)\s*分?|(?<![\d.])10\s*(?:分制|-?\s*point)|scale\s+of\s+10(?!\.?\d)",
+    re.IGNORECASE,
+)
+# Counts are never the score either: "3 of the 4 points", "2 of 5".
+COUNT = re.compile(
+    r"(?<![\d.])\d+\s+(?:out\s+)?of\s+(?:the\s+|its\s+|these\s+|those\s+|all\s+)?\d+(?!\.?\d)", re.IGNORECASE
+)
+EXPLICIT = re.compile(_NUMBER + r"\s*(?:/\s*10(?!\.?\d)(?:\s*分)?|out\s+of\s+10(?!\.?\d)|分(?![钟制]))", re.IGNORECASE)
+PHRASE = re.compile(
+    r"(?:\b(?:give|gives|gave|giving|rate|rates|rated|rating|score|scores|scored|scoring|grade|graded|overall|final)\b"
+    r"|评分|打分|得分|分数|总分|打)[^\d]{0,40}?" + _NUMBER,
+    re.IGNORECASE,
+)
+JUST_NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?)\s*[.。!！]?\s*")
+NUMBER = re.compile(_NUMBER)
+MARKDOWN = str.maketrans("", "", "*_`#")  # "**7**" is 7: emphasis is never part of a number
+SCORE_HINT = "a whole number from 1 to 10"
 
 
 def parse_critique(text: str) -> CritiqueVerdict:
-    """The three sections and the score; a missing score or an empty critique is a ParseError."""
-    text = clean(text)
+    """The three sections verbatim and the score; no score or an empty critique is a ParseError.
+
+    A section's last non-placeholder occurrence wins, and so does the last Score section with a number in it.
+    """
+    text = without_reasoning(text)
+    scores = blocks(text, *SCORE, stop=ANY_START)
+    if not scores:
+        raise ParseError(f"no score between [Score Start] and [Score End] ({SCORE_HINT})")
+    numbered = [s for s in scores if any(c.isdigit() for c in s)]
+    if not numbered:
+        raise ParseError(f"no number in the score between [Score Start] and [Score End] ({SCORE_HINT})")
+    score = read_score(numbered[-1])
     strengths, weaknesses, suggestions = (
-        section(text, start, end, NEXT_SECTION) or "" for start, end in (STRENGTH, WEAKNESS, SUGGESTION)
+        last_filled(blocks(text, start, end, stop=ANY_START)) for start, end in (STRENGTH, WEAKNESS, SUGGESTION)
     )
-    score_text = section(text, *SCORE, stop=NEXT_SECTION)
-    score: int | None = None
-    if score_text is not None and (number := SCORE_NUMBER.search(score_text)):
-        score = int(number.group(1))
-    elif loose := LOOSE_SCORE.search(text):
-        score = int(loose.group(1))
-    if score is None:
-        raise ParseError("no score between [Score Start] and [Score End] (a whole number from 1 to 10)")
-    if not (weaknesses or suggestions or strengths):
-        raise ParseError("no [Strength Start], [Weakness Start] or [Suggestion Start] section")
+    if not (strengths or weaknesses or suggestions):
+        raise ParseError("no text in the [Strength Start], [Weakness Start] or [Suggestion Start] sections")
     return CritiqueVerdict(strengths=strengths, weaknesses=weaknesses, suggestions=suggestions, score=score)
+
+
+def read_score(text: str) -> int:
+    """The score written in a Score section's text, in any common phrasing; ParseError when absent or ambiguous.
+
+    Tried in order: "7/10", "7 out of 10", "7分"; "Score: 7", "I'd give it 7", "评分：7"; the number alone;
+    else the only number from 1 to 10 left once scale ranges and counts ("3 of the 4 points") are removed.
+    """
+    text = SCALE.sub(" ", unicodedata.normalize("NFKC", text).translate(MARKDOWN))
+    if explicit := EXPLICIT.findall(text):
+        return _one_score(explicit)
+    text = COUNT.sub(" ", text)
+    if phrased := PHRASE.findall(text):
+        return _one_score(phrased)
+    if alone := JUST_NUMBER.fullmatch(text):
+        return _one_score([alone.group(1)])
+    numbers = NUMBER.findall(text)
+    if not numbers:
+        raise ParseError(f"no number in the score between [Score Start] and [Score End] ({SCORE_HINT})")
+    return _one_score([n for n in numbers if 1 <= float(n) <= 10] or numbers)
+
+
+def _one_score(candidates: list[str]) -> int:
+    """The single score the candidates agree on; several different ones are ambiguous, never guessed between."""
+    values = sorted({float(c) for c in candidates})
+    if len(values) > 1:
+        listed = ", ".join(f"{v:g}" for v in values)
+        raise ParseError(f"ambiguous score: several numbers ({listed}) between [Score Start] and [Score End]")
+    value = values[0]
+    if not value.is_integer() or not 1 <= value <= 10:
+        raise ParseError(f"the score must be {SCORE_HINT}, not {value:g}")
+    return int(value)

@@ -1,77 +1,84 @@
-"""Tolerant reading of marker-delimited model output: case, spacing and plural slips are forgiven."""
+"""Tolerant reading of marker-delimited model output.
+
+Markers forgive case, spacing, plurals, full-width brackets and bold around them; the content between markers is
+returned exactly as the model wrote it (only surrounding whitespace stripped), never rewritten or cut.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 # Characters per token a grammar may assume: low enough for Chinese text, so constrained replies always fit.
 CHARS_PER_TOKEN = 1.2
-THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
-ANY_MARKER = re.compile(r"\[\s*[A-Za-z][A-Za-z ]{0,30}\]")
+
+LEADING_THINK = re.compile(r"\A\s*<think(?:ing)?>", re.IGNORECASE)
+CLOSING_THINK = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
+THINK_TAG = re.compile(r"<(/?)think(?:ing)?>", re.IGNORECASE)
+# What a model writes when it echoes the format instead of filling it in: "", "...", "…", "1. ...".
+PLACEHOLDER = re.compile(r"\s*(?:(?:\d{1,2}\s*[.)、]\s*)?(?:\.{2,}|。{2,}|…+)|[.。]?)\s*")
+EMPHASIS = (r"\*\*", "__")
 
 
 class ParseError(ValueError):
     """A reply that does not follow its format; the message tells the model (and the user) what is wrong."""
 
 
-@dataclass(frozen=True)
-class Reply:
-    """A model reply as text plus whether the server cut it at the token limit."""
+def without_reasoning(text: str) -> str:
+    """The reply after the reasoning block that opens it; a <think> tag mentioned later is content and stays.
 
-    text: str
-    truncated: bool = False
-
-
-def clean(text: str) -> str:
-    """Drop reasoning blocks (<think>…</think>) that reasoning models put before their answer."""
-    return THINK.sub("", text).strip()
+    Also handles the DeepSeek-R1 template, whose opening tag is in the prompt: a reply whose first think tag is a
+    closing one is reasoning up to that tag.
+    """
+    if opened := LEADING_THINK.match(text):
+        closed = CLOSING_THINK.search(text, opened.end())
+        if not closed:
+            raise ParseError("the reply is only a reasoning block (no closing </think>)")
+        return text[closed.end() :]
+    first = THINK_TAG.search(text)
+    if first and first.group(1):
+        return text[first.end() :]
+    return text
 
 
 def marker(*words: str) -> re.Pattern[str]:
-    """A pattern for [Word Word] allowing any case, extra spaces, plurals and full-width brackets."""
-    body = r"\s*".join(re.escape(w) + "(?:e?s)?" for w in words)
-    return re.compile(r"[\[【]\s*" + body + r"\s*[\]】]", re.IGNORECASE)
+    """[Word Word] in any case, with extra or missing spaces (or _ and -), plurals, 【】 and symmetric ** or __."""
+    body = r"[\s_-]*".join(re.escape(word) + "(?:e?s)?" for word in words)
+    bare = r"[\[【]\s*" + body + r"\s*[\]】]"
+    return re.compile("|".join([*(f"{e}{bare}{e}" for e in EMPHASIS), bare]), re.IGNORECASE)
+
+
+def any_of(*patterns: re.Pattern[str]) -> re.Pattern[str]:
+    """One pattern matching any of the given markers (e.g. every section's start marker)."""
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.IGNORECASE)
+
+
+def blocks(text: str, start: re.Pattern[str], end: re.Pattern[str], stop: re.Pattern[str] | None = None) -> list[str]:
+    """Every block's content in reply order, verbatim but stripped.
+
+    A block runs from a start marker to its end marker; when the end marker is missing, to the next `stop` (by
+    default the next start marker) or the end of the text.
+    """
+    stop = stop or start
+    found: list[str] = []
+    for opened in start.finditer(text):
+        limit = stop.search(text, opened.end())
+        limit_at = limit.start() if limit else len(text)
+        closed = end.search(text, opened.end(), limit_at)
+        found.append(text[opened.end() : closed.start() if closed else limit_at].strip())
+    return found
 
 
 def section(text: str, start: re.Pattern[str], end: re.Pattern[str], stop: re.Pattern[str] | None = None) -> str | None:
-    """Content after the first start marker up to its end marker, else up to `stop`, else to the end of text."""
-    opened = start.search(text)
-    if not opened:
-        return None
-    rest = text[opened.end() :]
-    closed = end.search(rest)
-    if closed:
-        rest = rest[: closed.start()]
-    elif stop is not None and (cut := stop.search(rest)):
-        rest = rest[: cut.start()]
-    return strip_markers(rest)
+    """The first block's content (see `blocks`), or None when there is no start marker."""
+    found = blocks(text, start, end, stop)
+    return found[0] if found else None
 
 
-def strip_markers(text: str) -> str:
-    """Remove stray format markers a model repeated inside content."""
-    return ANY_MARKER.sub(lambda m: "" if _is_format_marker(m.group(0)) else m.group(0), text).strip()
+def is_placeholder(text: str) -> bool:
+    """True for a block the model left unfilled (empty, "...", "…", "1. ..."): an echo of the format, not content."""
+    return PLACEHOLDER.fullmatch(text) is not None
 
 
-FORMAT_WORDS = {
-    "easy",
-    "medium",
-    "hard",
-    "question",
-    "strength",
-    "strengths",
-    "weakness",
-    "weaknesses",
-    "suggestion",
-    "suggestions",
-    "score",
-    "improved",
-    "answer",
-}
-
-
-def _is_format_marker(text: str) -> bool:
-    words = text.strip("[]【】 ").lower().split()
-    if not words or words[0] not in FORMAT_WORDS:
-        return False
-    return len(words) == 1 or words[-1] in {"start", "end"}
+def last_filled(found: list[str]) -> str:
+    """The last non-placeholder block, or "" when every block is a placeholder: a model's second try wins."""
+    return next((block for block in reversed(found) if not is_placeholder(block)), "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from condor_state.tasks import DIFFICULTIES, TASK_DESCRIPTIONS, TASK_NAMES_ZH, Difficulty
-from prompts.markers import CHARS_PER_TOKEN, ParseError, clean, marker, section
+from prompts.markers import CHARS_PER_TOKEN, ParseError, is_placeholder, marker, without_reasoning
 
 INSTRUCTIONS = {
     "en": """You write questions that real users would ask an AI assistant.
@@ -104,7 +104,7 @@ def _task_block(tag_path: list[str] | tuple[str, ...], task_type: str, language:
     return TASK_LINE[language].format(
         tag_path=" > ".join(tag_path),
         task_type=_task_name(task_type, language),
-        description=TASK_DESCRIPTIONS[language].get(task_type, task_type),  # type: ignore[arg-type]
+        description=TASK_DESCRIPTIONS[language].get(task_type, task_type),  # type: ignore[call-overload,index]
     )
 
 
@@ -125,40 +125,92 @@ def build_messages(tag_path: list[str] | tuple[str, ...], task_type: str, langua
     ]
 
 
-LEVEL = re.compile(r"[\[【]\s*(easy|medium|hard)\s*[\]】]", re.IGNORECASE)
+LEVELS: dict[str, Difficulty] = {
+    "easy": "Easy",
+    "medium": "Medium",
+    "hard": "Hard",
+    "简单": "Easy",
+    "中等": "Medium",
+    "困难": "Hard",
+}
+LEVEL_WORD = re.compile("|".join(LEVELS), re.IGNORECASE)
+_WORD = "(?:" + LEVEL_WORD.pattern + ")"
+_BRACKETED = rf"[\[【]\s*{_WORD}\s*[\]】]"
+# A label at the start of a line: "Easy:", "**Easy**", "### Easy", "1. **Easy question:**", "简单：".
+_PLAIN = rf"^[ \t]*(?:[-*•][ \t]+|\d+[.)][ \t]*)?(?:#+[ \t]*)?(?:\*\*|__)?{_WORD}(?:[ \t]*(?:question|level|问题))?"
+# A level label counts only right before [Question Start]: only whitespace, markdown or a colon between them.
+LABEL = re.compile(
+    rf"(?:\*\*{_BRACKETED}\*\*|__{_BRACKETED}__|{_BRACKETED}|{_PLAIN})[\s#*_:：]*\Z", re.IGNORECASE | re.MULTILINE
+)
 START = marker("Question", "Start")
 END = marker("Question", "End")
+START_RUN = re.compile(rf"(?:{START.pattern})(?:\s*(?:{START.pattern}))*", re.IGNORECASE)  # a stuttered start
 
 
 def parse_questions(text: str) -> dict[Difficulty, str]:
-    """Questions found per difficulty; raises ParseError when none is usable.
+    """Questions found per difficulty, verbatim; raises ParseError when none is usable or the reply is ambiguous.
 
-    Tolerates prose around the blocks, missing end markers, a doubled level (the first non-empty wins) and
-    blocks without level labels (taken as Easy, Medium, Hard in order).
+    Levels missing from the reply are missing from the result: the caller re-asks for them.
     """
-    text = clean(text)
     found: dict[Difficulty, str] = {}
-    labels = list(LEVEL.finditer(text))
-    for i, label in enumerate(labels):
-        level = label.group(1).capitalize()
-        segment_end = labels[i + 1].start() if i + 1 < len(labels) else len(text)
-        segment = text[label.end() : segment_end]
-        question = section(segment, START, END) if START.search(segment) else _strip_end(segment)
-        if question and _is_question(question) and level not in found:
-            found[level] = question  # type: ignore[index]
-    if not labels:
-        blocks = [section(text[m.start() :], START, END, stop=START) for m in START.finditer(text)]
-        for level, question in zip(DIFFICULTIES, [b for b in blocks if b and _is_question(b)], strict=False):
-            found[level] = question
+    for level, question in _levelled(_blocks(without_reasoning(text))):
+        if found.setdefault(level, question) != question:
+            raise ParseError(f"ambiguous reply: two different {level} questions; write one question per level")
     if not found:
         raise ParseError("no question between [Question Start] and [Question End] markers")
     return {level: found[level] for level in DIFFICULTIES if level in found}
 
 
-def _strip_end(segment: str) -> str:
-    closed = END.search(segment)
-    return section("[Question Start]" + (segment[: closed.start()] if closed else segment), START, END) or ""
+def _blocks(text: str) -> list[tuple[Difficulty | None, str]]:
+    """(label, question) per [Question Start] block, placeholders left out.
+
+    A question ends at its own [Question End], else where the next block (its label or start marker) begins.
+    """
+    runs = list(START_RUN.finditer(text))
+    openers: list[tuple[int, int, Difficulty | None]] = []  # (where the block begins, where its text begins, level)
+    previous_end = 0
+    for run in runs:
+        label = LABEL.search(text, previous_end, run.start())
+        openers.append(_opener(text, label, run, previous_end))
+        previous_end = run.end()
+    found: list[tuple[Difficulty | None, str]] = []
+    for i, (_, content_at, level) in enumerate(openers):
+        limit = openers[i + 1][0] if i + 1 < len(openers) else len(text)
+        closed = END.search(text, content_at, limit)
+        question = text[content_at : closed.start() if closed else limit].strip()
+        if not is_placeholder(question):
+            found.append((level, question))
+    return found
 
 
-def _is_question(text: str) -> bool:
-    return len(text.strip(" .。…")) >= 8 and text.strip() != "..."
+def _opener(
+    text: str, label: re.Match[str] | None, run: re.Match[str], floor: int
+) -> tuple[int, int, Difficulty | None]:
+    """Where a block begins and where its question begins, giving each ** or __ to the marker it wraps.
+
+    "**[Easy][Question Start]**" is one wrapped unit; in "**[Easy]**[Question Start]**Why**" the shared ** closes
+    the label, so the question keeps its opening **.
+    """
+    if label is None:
+        return run.start(), run.end(), None
+    begin, content_at = label.start(), run.end()
+    wrap = text[max(floor, begin - 2) : begin]
+    claimed = begin >= 3 and text[begin - 3] in "]】"  # the ** closes a marker before it: [Question End]**
+    bare_label = wrap in ("**", "__") and not claimed and label.group()[0] in "[【"
+    if bare_label and run.group()[-1] in "]】" and text.startswith(wrap, content_at):
+        begin, content_at = begin - 2, content_at + 2
+    elif bare_label and label.group()[-1] in "]】" and run.group().startswith(wrap) and run.group().endswith(wrap):
+        begin, content_at = begin - 2, content_at - 2
+    word = LEVEL_WORD.search(label.group())
+    return begin, content_at, LEVELS[word.group().lower()] if word else None
+
+
+def _levelled(found: list[tuple[Difficulty | None, str]]) -> list[tuple[Difficulty, str]]:
+    """Each question with its level: its label, else its position when the blocks leave no doubt."""
+    if not any(level for level, _ in found):
+        if len(found) > len(DIFFICULTIES):
+            raise ParseError(f"ambiguous reply: {len(found)} questions without [Easy], [Medium] or [Hard] labels")
+        return [(level, question) for level, (_, question) in zip(DIFFICULTIES, found, strict=False)]
+    if len(found) == len(DIFFICULTIES) and all(label in (None, DIFFICULTIES[i]) for i, (label, _) in enumerate(found)):
+        return [(label or DIFFICULTIES[i], question) for i, (label, question) in enumerate(found)]
+    return [(label, question) for label, question in found if label]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prompts.markers import CHARS_PER_TOKEN, ParseError, clean, marker, section
+from prompts.markers import CHARS_PER_TOKEN, ParseError, blocks, is_placeholder, marker, without_reasoning
 
 INSTRUCTIONS = {
     "en": """You improve an AI assistant's answer using a reviewer's critique.
@@ -75,10 +75,16 @@ END = marker("Improved", "Answer", "End")
 
 
 def parse_revision(text: str) -> str:
-    """The improved answer between its markers; a missing start marker or empty answer is a ParseError."""
-    improved = section(clean(text), START, END)
-    if improved is None:
+    """The improved answer between its markers, verbatim; no start marker, no text or two answers is a ParseError.
+
+    A missing end marker means the answer runs to the end of the reply; notes after the end marker are dropped.
+    """
+    found = blocks(without_reasoning(text), START, END)
+    if not found:
         raise ParseError("no [Improved Answer Start] marker before the improved answer")
-    if len(improved) < 2:
+    answers = list(dict.fromkeys(answer for answer in found if not is_placeholder(answer)))
+    if not answers:
         raise ParseError("the improved answer between the markers is empty")
-    return improved
+    if len(answers) > 1:
+        raise ParseError("ambiguous reply: two different improved answers; write exactly one")
+    return answers[0]

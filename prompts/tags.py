@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from prompts.markers import CHARS_PER_TOKEN, ParseError, clean, marker
+from prompts.markers import CHARS_PER_TOKEN, ParseError, marker, without_reasoning
 
 INSTRUCTIONS = {
     "en": """You build a knowledge tree of the topics real users ask an AI assistant about.
@@ -133,7 +133,7 @@ def parse_tags(text: str, complete: bool = True) -> list[str]:
     numbered, bulleted or comma-separated list. When the reply was cut at the token limit (complete=False) an
     unclosed last block is dropped: it may hold half a name.
     """
-    text = clean(text)
+    text = without_reasoning(text)
     candidates: list[str] = []
     starts = list(START.finditer(text))
     if starts:

@@ -45,16 +45,22 @@ def test_questions_missing_end_markers_stop_at_next_label() -> None:
     assert parse_questions(text) == {"Easy": Q_EASY, "Medium": Q_MEDIUM, "Hard": Q_HARD}
 
 
-def test_questions_doubled_label_first_one_wins() -> None:
+def test_a_level_given_twice_with_different_questions_is_ambiguous() -> None:
     text = "\n".join(
         [
             block("Easy", Q_EASY),
-            block("Easy", "A second, different easy question that should be ignored?"),
+            block("Easy", "A second, different easy question: which one did the model mean?"),
             block("Medium", Q_MEDIUM),
             block("Hard", Q_HARD),
         ]
     )
-    assert parse_questions(text)["Easy"] == Q_EASY
+    with pytest.raises(ParseError, match="ambiguous"):
+        parse_questions(text)
+
+
+def test_a_level_given_twice_with_the_same_question_is_fine() -> None:
+    text = "\n".join([block("Easy", Q_EASY), block("Easy", Q_EASY), block("Hard", Q_HARD)])
+    assert parse_questions(text) == {"Easy": Q_EASY, "Hard": Q_HARD}
 
 
 def test_questions_doubled_label_empty_first_then_filled() -> None:
@@ -92,15 +98,14 @@ def test_questions_full_width_brackets() -> None:
     assert parse_questions(text) == {"Easy": Q_EASY, "Hard": Q_HARD}
 
 
-def test_questions_stray_markers_inside_content_are_stripped() -> None:
-    text = (
-        f"[Easy][Question Start][Question Start]{Q_EASY}[Question End]\n"
-        f"[Medium][Question Start]My snake plant's leaves [Question Start]are turning yellow and soft.[Question End]"
-    )
-    result = parse_questions(text)
-    assert result["Easy"] == Q_EASY
-    assert result["Medium"] == "My snake plant's leaves are turning yellow and soft."
-    assert "[" not in result["Easy"] + result["Medium"]
+def test_a_stuttered_question_start_marker_counts_once() -> None:
+    text = f"[Easy][Question Start][Question Start]{Q_EASY}[Question End]\n[Medium] [question start]\n{Q_MEDIUM}"
+    assert parse_questions(text) == {"Easy": Q_EASY, "Medium": Q_MEDIUM}
+
+
+def test_template_words_inside_a_question_are_kept() -> None:
+    question = "What goes between [Question] and [Answer] in this chat template, and why is [Easy] a label?"
+    assert parse_questions(block("Medium", question)) == {"Medium": question}
 
 
 def test_questions_keep_non_format_brackets() -> None:
@@ -116,9 +121,9 @@ def test_questions_think_block_ignored() -> None:
     assert parse_questions(text) == {"Easy": Q_EASY, "Hard": Q_HARD}
 
 
-def test_questions_placeholder_or_too_short_dropped() -> None:
+def test_placeholders_are_dropped_but_short_questions_are_kept() -> None:
     text = "\n".join([block("Easy", "..."), block("Medium", "Why?"), block("Hard", Q_HARD)])
-    assert parse_questions(text) == {"Hard": Q_HARD}
+    assert parse_questions(text) == {"Medium": "Why?", "Hard": Q_HARD}
 
 
 def test_questions_result_ordered_by_difficulty() -> None:
@@ -208,17 +213,24 @@ def test_critique_missing_end_markers_stop_at_next_section() -> None:
     )
 
 
-def test_critique_score_without_markers() -> None:
-    text = "[Weakness Start]1. Misses the point.[Weakness End]\nScore: 7/10"
-    verdict = parse_critique(text)
-    assert verdict.score == 7
-    assert verdict.weaknesses == "1. Misses the point."
-    assert verdict.strengths == ""
+def test_a_score_outside_the_score_section_is_never_guessed() -> None:
+    with pytest.raises(ParseError, match="no score"):
+        parse_critique("[Weakness Start]1. Misses the point.[Weakness End]\nScore: 7/10")
 
 
-def test_critique_decimal_score_truncated() -> None:
-    text = "[Strength Start]1. Good.[Strength End]\n[Score Start] 8.5 [Score End]"
-    assert parse_critique(text).score == 8
+def test_a_section_missing_from_the_critique_is_empty() -> None:
+    verdict = parse_critique("[Weakness Start]1. Misses the point.[Weakness End]\n[Score Start]7/10[Score End]")
+    assert (verdict.strengths, verdict.weaknesses, verdict.suggestions, verdict.score) == (
+        "",
+        "1. Misses the point.",
+        "",
+        7,
+    )
+
+
+def test_a_score_that_is_not_a_whole_number_is_refused() -> None:
+    with pytest.raises(ParseError, match="whole number"):
+        parse_critique("[Strength Start]1. Good.[Strength End]\n[Score Start] 8.5 [Score End]")
 
 
 @pytest.mark.parametrize("raw", ["10", "10/10", " 10 / 10 "])
@@ -268,7 +280,7 @@ def test_critique_chinese() -> None:
         "【Strength Start】1. 回答简短直接。【Strength End】\n"
         "[Weakness Start]1. 没有解释原理。\n2. 没有给出做法。[Weakness End]\n"
         "[Suggestion Start]1. 说明盐水的作用。[Suggestion End]\n"
-        "评分：8/10"
+        "[Score Start]评分：8/10[Score End]"
     )
     verdict = parse_critique(text)
     assert verdict.strengths == "1. 回答简短直接。"
@@ -309,9 +321,9 @@ def test_revision_plural_answers_marker() -> None:
     assert parse_revision(f"[Improved Answers Start]{IMPROVED}[Improved Answers End]") == IMPROVED
 
 
-def test_revision_strips_repeated_markers_inside() -> None:
-    text = f"[Improved Answer Start][Improved Answer Start]{IMPROVED}[Answer End][Improved Answer End]"
-    assert parse_revision(text) == IMPROVED
+def test_a_stuttered_revision_start_marker_counts_once_and_bracket_words_stay() -> None:
+    text = f"[Improved Answer Start][Improved Answer Start]{IMPROVED} [Answer End][Improved Answer End]"
+    assert parse_revision(text) == f"{IMPROVED} [Answer End]"
 
 
 def test_revision_missing_start_marker_raises() -> None:
@@ -319,7 +331,7 @@ def test_revision_missing_start_marker_raises() -> None:
         parse_revision(f"{IMPROVED}[Improved Answer End]")
 
 
-@pytest.mark.parametrize("text", ["[Improved Answer Start][Improved Answer End]", "[Improved Answer Start] x ", ""])
+@pytest.mark.parametrize("text", ["[Improved Answer Start][Improved Answer End]", "[Improved Answer Start] ... ", ""])
 def test_revision_empty_raises(text: str) -> None:
     with pytest.raises(ParseError):
         parse_revision(text)
@@ -357,10 +369,19 @@ def test_answer_keeps_markdown_and_brackets() -> None:
     assert parse_answer(text) == text
 
 
-@pytest.mark.parametrize("text", ["", "   \n ", "Assistant:", "<think>only thinking</think>", "<think>cut off", "x"])
+@pytest.mark.parametrize("text", ["", "   \n ", "Assistant:", "<think>only thinking</think>"])
 def test_answer_empty_raises(text: str) -> None:
     with pytest.raises(ParseError, match="empty"):
         parse_answer(text)
+
+
+def test_an_unclosed_reasoning_block_is_no_answer() -> None:
+    with pytest.raises(ParseError, match="reasoning"):
+        parse_answer("<think>cut off")
+
+
+def test_a_one_character_answer_is_an_answer() -> None:
+    assert parse_answer("4") == "4"
 
 
 def test_answer_chinese() -> None:
@@ -439,7 +460,7 @@ def _check_critique(value: Any) -> None:
 
 
 def _check_text(value: Any) -> None:
-    assert isinstance(value, str) and len(value) >= 2
+    assert isinstance(value, str) and value == value.strip() and value
 
 
 PARSERS: list[tuple[Callable[[str], Any], Callable[[Any], None]]] = [
