@@ -1,73 +1,102 @@
-"""Graph-level settings: one place for models, thresholds, rounds and the language mix."""
+"""Run settings, each defined once: its default, range, description and environment name live in its field.
+
+The CLI flags, the validation (here, so Studio and the CLI refuse the same values), the settings record in
+run.json and the README's options table are all derived from these fields.
+"""
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any
 
 SERVED_MAX_TOKENS = 4096  # a Hard or Creation answer of a 7B-72B instruct model fits
-EMBEDDED_MAX_TOKENS = 384
+EMBEDDED_MAX_TOKENS = 384  # the embedded 270M base model's long replies are slow and no better
 ROLES = ("question_writer", "responder", "critic", "reviser")
+
+
+class SettingError(ValueError):
+    """A setting out of its range or an unreadable environment value; the message is one line for the user."""
+
+    def __init__(self, subject: str, problem: str) -> None:
+        super().__init__(f"{subject} {problem}")
+        self.subject = subject  # a setting's name, or an environment variable's
+        self.problem = problem
+
+
+def setting(
+    default: Any,
+    description: str,
+    *,
+    env: str = "",
+    low: float | None = None,
+    high: float | None = None,
+    data: bool = False,
+) -> Any:
+    """A Context field: `data` marks settings that change the data (a resume with another value is refused)."""
+    return field(
+        default=default, metadata={"description": description, "env": env, "low": low, "high": high, "data": data}
+    )
+
+
+def _role_model(role: str) -> Any:
+    return setting("", f"Overrides `model` for the {role.replace('_', ' ')}.", env=f"CONDOR_{role.upper()}_MODEL")
 
 
 @dataclass(kw_only=True)
 class Context:
-    """Run settings passed to the graph as its context_schema; empty fields fall back to the environment."""
+    """Run settings, the graph's context_schema; a setting left at its default takes its environment variable."""
 
-    base_url: str = field(
-        default="",
-        metadata={"description": "OpenAI-compatible endpoint (env OPENAI_BASE_URL). Empty: the embedded model."},
+    base_url: str = setting(
+        "", "OpenAI-compatible endpoint; empty: the embedded model (llama.cpp in process).", env="OPENAI_BASE_URL"
     )
-    model: str = field(
-        default="",
-        metadata={"description": "Model name for every role (env CONDOR_MODEL); a .gguf path when embedded."},
+    model: str = setting("", "Model name for every role; a .gguf path when embedded.", env="CONDOR_MODEL")
+    question_writer_model: str = _role_model("question_writer")
+    responder_model: str = _role_model("responder")
+    critic_model: str = _role_model("critic")
+    reviser_model: str = _role_model("reviser")
+    seed: int = setting(0, "Seed of the sampling plan (sample ids) and of model sampling.", data=True)
+    threshold: int = setting(8, "Critic score (1-10) at which an answer is accepted.", low=1, high=10, data=True)
+    max_rounds: int = setting(2, "Most revisions per sample (0: critique only).", low=0, high=50, data=True)
+    tree: str = setting("", "Knowledge tree file, YAML or JSON; empty: the bundled tree.", data=True)
+    languages: str = setting("en=0.5,zh=0.5", "Language mix, e.g. en=0.7,zh=0.3 or en.", data=True)
+    root_weights: str = setting("", "Root domains drawn more or less often, e.g. Health=2,Travel=0.5.", data=True)
+    temperature: float = setting(0.7, "Sampling temperature for every role.", low=0, high=2, data=True)
+    max_tokens: int = setting(
+        0,
+        f"Most tokens one reply may have (0: {SERVED_MAX_TOKENS}, embedded {EMBEDDED_MAX_TOKENS}).",
+        low=0,
+        data=True,
     )
-    question_writer_model: str = field(default="", metadata={"description": "Overrides `model` for question_writer."})
-    responder_model: str = field(default="", metadata={"description": "Overrides `model` for responder."})
-    critic_model: str = field(default="", metadata={"description": "Overrides `model` for critic."})
-    reviser_model: str = field(default="", metadata={"description": "Overrides `model` for reviser."})
-    threshold: int = field(default=8, metadata={"description": "Critic score (1-10) at which an answer is accepted."})
-    max_rounds: int = field(default=2, metadata={"description": "Most revisions per sample."})
-    root_weights: str = field(
-        default="", metadata={"description": "Root domains drawn more or less often, e.g. Health=2,Travel=0.5."}
-    )
-    languages: str = field(default="en=0.5,zh=0.5", metadata={"description": "Language mix, e.g. en=0.7,zh=0.3."})
-    seed: int = field(default=0, metadata={"description": "Seed of the sampling plan and of model sampling."})
-    tree: str = field(default="", metadata={"description": "Knowledge tree file (YAML/JSON); empty: the default."})
-    temperature: float = field(default=0.7, metadata={"description": "Sampling temperature for every role."})
-    max_tokens: int = field(
-        default=0,
-        metadata={"description": "Most tokens one model reply may have (0: 4096, or 384 for the embedded model)."},
-    )
-    grammar: bool = field(
-        default=False,
-        metadata={
-            "description": "Send each role's GBNF grammar to a llama.cpp server (env CONDOR_GRAMMAR=1); "
-            "the embedded model always uses one."
-        },
-    )
-    max_repairs: int = field(default=1, metadata={"description": "Re-asks after a reply that does not parse."})
-    concurrency: int = field(default=16, metadata={"description": "Most model requests in flight (all roles)."})
-    rpm: float = field(default=0.0, metadata={"description": "Most requests per minute (0: no limit)."})
-    timeout: float = field(default=300.0, metadata={"description": "Seconds before one model request gives up."})
+    max_repairs: int = setting(1, "Re-asks after a reply that cannot be used.", low=0, high=10, data=True)
+    grammar: bool = setting(
+        False, "Send each role's GBNF grammar to a llama.cpp server (the embedded model always uses one).",
+        env="CONDOR_GRAMMAR", data=True,
+    )  # fmt: skip
+    n_ctx: int = setting(4096, "Context window of the embedded model, in tokens.", env="CONDOR_N_CTX", low=512)
+    concurrency: int = setting(16, "Most model requests in flight, all roles together.", low=1)
+    rpm: float = setting(0.0, "Most requests per minute, all roles together (0: no limit).", low=0)
+    timeout: float = setting(300.0, "Seconds before one model request gives up.", low=1)
+    max_retries: int = setting(
+        6, "Transport retries of one request (429, 5xx, timeouts), honouring Retry-After.", env="CONDOR_MAX_RETRIES",
+        low=0,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
-        if not self.base_url:
-            self.base_url = os.environ.get("OPENAI_BASE_URL", "")
-        if not self.model:
-            self.model = os.environ.get("CONDOR_MODEL", "")
-        if self.max_tokens <= 0:  # the embedded 270M base model's long replies are slow and no better
+        for f in fields(self):
+            env = f.metadata.get("env")
+            if env and getattr(self, f.name) == f.default and os.environ.get(env, "") != "":
+                setattr(self, f.name, _from_env(f, os.environ[env]))
+            _check_range(f, getattr(self, f.name))
+        if self.max_tokens == 0:
             self.max_tokens = EMBEDDED_MAX_TOKENS if self.embedded else SERVED_MAX_TOKENS
-        if not self.grammar:
-            self.grammar = os.environ.get("CONDOR_GRAMMAR", "").lower() in {"1", "true", "yes"}
-        for role in ROLES:
-            name = f"{role}_model"
-            if not getattr(self, name):
-                setattr(self, name, os.environ.get(f"CONDOR_{role.upper()}_MODEL", ""))
+        if self.max_tokens < 16:
+            raise SettingError("max_tokens", f"must be 0 (automatic) or at least 16, not {self.max_tokens}")
 
     def model_for(self, role: str) -> str:
         """The model name a role uses: its own override, else the shared one."""
-        return getattr(self, f"{role}_model") or self.model
+        return str(getattr(self, f"{role}_model")) or self.model
 
     @property
     def embedded(self) -> bool:
@@ -80,3 +109,48 @@ class Context:
 
     def as_dict(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _from_env(f: Field[Any], text: str) -> Any:
+    kind = type(f.default)
+    if kind is bool:
+        return text.strip().lower() in {"1", "true", "yes", "on"}
+    try:
+        return kind(text)
+    except ValueError:
+        raise SettingError(f.metadata["env"], f"is {text!r}, not a {kind.__name__} (the {f.name} setting)") from None
+
+
+def _check_range(f: Field[Any], value: Any) -> None:
+    low, high = f.metadata.get("low"), f.metadata.get("high")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+        span = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+        raise SettingError(f.name, f"must be {span}, not {value!r}")
+
+
+def data_settings() -> tuple[str, ...]:
+    """Settings that change the data, by name."""
+    return tuple(f.name for f in fields(Context) if f.metadata.get("data"))
+
+
+def defaults() -> dict[str, Any]:
+    """Each setting's default, by name."""
+    return {f.name: f.default for f in fields(Context) if f.default is not MISSING}
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def options_table() -> str:
+    """The README's table of these settings as `graphs.run` flags (a test keeps the README equal to it)."""
+    rows = ["| option | default | environment | meaning |", "| --- | --- | --- | --- |"]
+    for f in fields(Context):
+        default = (
+            "on" if f.default is True else "off" if f.default is False else f"`{f.default}`" if f.default != "" else ""
+        )
+        env = f"`{f.metadata['env']}`" if f.metadata.get("env") else ""
+        rows.append(f"| `{flag(f.name)}` | {default} | {env} | {f.metadata['description']} |")
+    return "\n".join(rows)

@@ -42,7 +42,9 @@ def chat_model(
     tenth of httpx's CPU per request, and a session belongs to one loop); without a loop it is used synchronously.
     """
     if context.embedded:
-        return _embedded_role(context.model_for(role), role, context.temperature, context.max_tokens, context.seed)
+        return _embedded_role(
+            context.model_for(role), role, context.temperature, context.max_tokens, context.seed, context.n_ctx
+        )
     key = _served_key(context, role)
     if loop is None:
         return _served_role(*key)
@@ -64,7 +66,7 @@ def served_model_if_ready(
     return _SERVED.get(loop, {}).get(key)
 
 
-def _served_key(context: Context, role: str) -> tuple[str, str, str, float, int, float, int, bool]:
+def _served_key(context: Context, role: str) -> tuple[str, str, str, float, int, float, int, bool, int]:
     """What makes two served role models the same (the arguments of _served_role)."""
     return (
         context.base_url,
@@ -75,6 +77,7 @@ def _served_key(context: Context, role: str) -> tuple[str, str, str, float, int,
         context.timeout,
         context.seed,
         context.grammar,
+        context.max_retries,
     )
 
 
@@ -104,6 +107,7 @@ def _served_role(
     timeout: float,
     seed: int,
     grammar: bool,
+    max_retries: int,
     http_async_client: Any = None,
 ) -> Runnable[Any, BaseMessage]:
     from langchain_openai import ChatOpenAI
@@ -119,15 +123,17 @@ def _served_role(
         max_completion_tokens=max_tokens,
         seed=seed,  # servers that sample reproducibly (OpenAI, vLLM, llama.cpp) honour it
         timeout=timeout,
-        max_retries=int(os.environ.get("CONDOR_MAX_RETRIES", "6")),  # the client's backoff honours Retry-After
+        max_retries=max_retries,  # the client's backoff honours Retry-After
         extra_body=extra_body,
         http_async_client=http_async_client,
     )
 
 
 @lru_cache(maxsize=32)
-def _embedded_role(model: str, role: str, temperature: float, max_tokens: int, seed: int) -> Runnable[Any, BaseMessage]:
-    llm = embedded_model(model)
+def _embedded_role(
+    model: str, role: str, temperature: float, max_tokens: int, seed: int, n_ctx: int
+) -> Runnable[Any, BaseMessage]:
+    llm = embedded_model(model, n_ctx)
     kwargs: dict[str, Any] = {
         "temperature": temperature,
         "max_tokens": max_tokens,
@@ -142,7 +148,7 @@ def _embedded_role(model: str, role: str, temperature: float, max_tokens: int, s
 
 
 @lru_cache(maxsize=4)
-def embedded_model(model: str = "") -> BaseChatModel:
+def embedded_model(model: str = "", n_ctx: int = 4096) -> BaseChatModel:
     """Gemma 3 270M from its PyPI package (or a .gguf path), loaded once per process."""
     from langchain_community.chat_models import ChatLlamaCpp
 
@@ -174,7 +180,7 @@ def embedded_model(model: str = "") -> BaseChatModel:
     try:
         return EmbeddedChatModel(
             model_path=str(path),
-            n_ctx=int(os.environ.get("CONDOR_N_CTX", "4096")),
+            n_ctx=n_ctx,
             n_batch=512,
             n_threads=max(1, os.cpu_count() or 1),
             streaming=False,

@@ -6,13 +6,12 @@ import asyncio
 import os
 import signal
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from condor_state.context import Context
 from condor_state.plan import LanguageMixError, parse_language_mix, parse_root_weights
 from condor_state.tree import TreeError, load_tree
-from graphs.cli import OneLineParser, fail
+from graphs.cli import OneLineParser, add_context_flags, context_from, fail
 from graphs.models import ModelUnavailable, embedded_model, gguf_path
 from graphs.processes import auto_processes, can_fork, run_in_processes
 from graphs.runner import (
@@ -33,19 +32,7 @@ def parser() -> OneLineParser:
     p = OneLineParser(prog=PROG, description="Synthesize Condor SFT samples (questions, answers, critique rounds).")
     p.add_argument("--samples", type=int, required=True, help="number of sample rows the run ends with")
     p.add_argument("--out", required=True, help="run directory (condor.db, checkpoints.db, run.json)")
-    p.add_argument(
-        "--base-url", default="", help="OpenAI-compatible endpoint (default: env OPENAI_BASE_URL, else embedded)"
-    )
-    p.add_argument("--model", default="", help="model name for every role (default: env CONDOR_MODEL)")
-    for role in ("question-writer", "responder", "critic", "reviser"):
-        p.add_argument(f"--{role}-model", default="", help=f"model for the {role} (default: --model)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampling plan (default 0)")
-    p.add_argument("--max-rounds", type=int, default=2, help="most revisions per sample (default 2)")
-    p.add_argument("--threshold", type=int, default=8, help="critic score that accepts an answer (default 8)")
-    p.add_argument("--tree", default="", help="knowledge tree file, YAML or JSON (default: the bundled tree)")
-    p.add_argument("--languages", default="en=0.5,zh=0.5", help="language mix (default en=0.5,zh=0.5)")
-    p.add_argument("--root-weights", default="", help="draw some root domains more often, e.g. Health=2,Travel=0.5")
-    p.add_argument("--concurrency", type=int, default=16, help="most model requests in flight, all roles (default 16)")
+    add_context_flags(p)
     p.add_argument(
         "--processes",
         type=int,
@@ -53,20 +40,7 @@ def parser() -> OneLineParser:
         help="worker processes sharing the request slots (default: one per 16 slots, at most one per core; "
         "the embedded model always uses one)",
     )
-    p.add_argument("--rpm", type=float, default=0, help="most requests per minute, for hosted APIs (default: no limit)")
-    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
-    p.add_argument("--max-tokens", type=int, default=0, help="most tokens per reply (default 1024; embedded: 384)")
-    p.add_argument("--max-repairs", type=int, default=1, help="re-asks after an unparsable reply (default 1)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per model request (default 300)")
     return p
-
-
-def context_from(args: object) -> Context:
-    """Flags map one to one onto Context fields (dashes become underscores); the tree path is made absolute."""
-    given = vars(args)
-    settings = {f.name: given[f.name] for f in fields(Context) if f.name in given}
-    settings["tree"] = str(Path(given["tree"]).resolve()) if given["tree"] else ""
-    return Context(**settings)
 
 
 def validate(args: object, context: Context) -> None:
@@ -74,15 +48,10 @@ def validate(args: object, context: Context) -> None:
     a = vars(args)
     if a["samples"] < 1:
         fail(PROG, "--samples must be at least 1", 2)
-    too_few_tokens = 0 < a["max_tokens"] < 16
-    if a["max_rounds"] < 0 or a["concurrency"] < 1 or too_few_tokens or a["max_repairs"] < 0 or a["rpm"] < 0:
-        fail(PROG, "--max-rounds, --max-repairs and --rpm must be >= 0, --concurrency >= 1, --max-tokens >= 16", 2)
-    if a["processes"] < 0 or a["processes"] > a["concurrency"]:
+    if a["processes"] < 0 or a["processes"] > context.concurrency:
         fail(PROG, "--processes must be between 1 and --concurrency (0: automatic)", 2)
     if a["processes"] > 1 and not can_fork():
         fail(PROG, "--processes above 1 needs a system with fork (Linux, macOS)", 2)
-    if not 1 <= a["threshold"] <= 10:
-        fail(PROG, "--threshold must be between 1 and 10", 2)
     try:
         tree = load_tree(context.tree or None)
         parse_language_mix(context.languages, tree.languages)
@@ -98,7 +67,7 @@ def check_model(context: Context) -> None:
     """Fail fast, in one line, when the model cannot be used at all."""
     if context.embedded:
         gguf_path(context.model)
-        embedded_model(context.model)
+        embedded_model(context.model, context.n_ctx)
         return
     from openai import APIConnectionError, APIStatusError, AuthenticationError, OpenAI
 
@@ -133,7 +102,7 @@ async def run_until_stopped(out: Path, samples: int, context: Context) -> RunSum
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    context = context_from(args)
+    context = context_from(PROG, args)
     validate(args, context)
     try:
         prepare(Path(args.out), args.samples, context)

@@ -19,7 +19,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from condor_state import rundir
 from condor_state.context import ROLES, Context
-from condor_state.dataset import Dataset, UnreadableDatabase
+from condor_state.dataset import DB_NAME, Dataset, UnreadableDatabase
 from condor_state.state import BatchInput, BatchState
 from condor_state.tasks import DIFFICULTIES, QUESTIONS_PER_CALL
 from condor_state.tree import load_tree
@@ -201,13 +201,9 @@ def prepare(out: Path, samples: int, context: Context) -> dict[str, Any]:
     try:
         out.mkdir(parents=True, exist_ok=True)
         rundir.hold(out)
-        dataset = Dataset.in_dir(out)
+        stored = _stored(out)
     except (rundir.DirectoryInUse, UnreadableDatabase, OSError) as exc:
         raise RunError(str(exc)) from None
-    try:
-        stored = dataset.count()
-    finally:
-        dataset.close()
     if stored > samples:
         raise RunError(f"{out} already holds {stored} samples; --samples must be at least {stored}")
     settings = run_settings(context)
@@ -216,6 +212,17 @@ def prepare(out: Path, samples: int, context: Context) -> dict[str, Any]:
     else:  # nothing made yet: the record follows the settings
         (out / SETTINGS).write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
     return settings
+
+
+def _stored(out: Path) -> int:
+    """Samples the directory holds, read without creating a database (an unreadable one raises)."""
+    if not (out / DB_NAME).exists():
+        return 0
+    dataset = Dataset.in_dir(out)
+    try:
+        return dataset.count()
+    finally:
+        dataset.close()
 
 
 def _checkpointed(checkpoints: Path) -> bool:

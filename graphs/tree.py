@@ -20,7 +20,7 @@ import yaml
 from condor_state.context import Context
 from condor_state.tasks import LANGUAGES
 from condor_state.tree import KnowledgeTree, TreeError, load_tree
-from graphs.cli import OneLineParser, fail
+from graphs.cli import OneLineParser, add_context_flags, context_from, fail
 from prompts.markers import ParseError
 from prompts.tags import build_messages, example_keys, grammar, parse_tags, tag_key
 
@@ -51,13 +51,7 @@ def parser() -> OneLineParser:
         "with --from, levels added below every leaf (default 1)",
     )
     e.add_argument("--attempts", type=int, default=2, help="model calls per node while tags are missing (default 2)")
-    e.add_argument(
-        "--base-url", default="", help="OpenAI-compatible endpoint (default: env OPENAI_BASE_URL, else embedded)"
-    )
-    e.add_argument("--model", default="", help="model name (default: env CONDOR_MODEL)")
-    e.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
-    e.add_argument("--max-tokens", type=int, default=256, help="most tokens per model reply (default 256)")
-    e.add_argument("--timeout", type=float, default=300.0, help="seconds per model request (default 300)")
+    add_context_flags(e, ["base_url", "model", "temperature", "max_tokens", "timeout", "max_retries", "n_ctx", "seed"])
     return p
 
 
@@ -254,7 +248,7 @@ class TagModels:
             return chat_model(context, "responder")
         from llama_cpp import LlamaGrammar
 
-        return embedded_model(context.model).bind(
+        return embedded_model(context.model, context.n_ctx).bind(
             grammar=LlamaGrammar.from_string(grammar(n, context.max_tokens, language), verbose=False),
             max_tokens=context.max_tokens,
             temperature=context.temperature,
@@ -294,7 +288,8 @@ def expand_command(args: Any) -> int:
     unknown = [lang for lang in languages if lang not in LANGUAGES]
     if not languages or unknown:
         fail(PROG, f"--languages: unknown language '{(unknown or [''])[0]}' (expected {', '.join(LANGUAGES)})", 2)
-    if args.children < 1 or args.roots < 1 or args.attempts < 1 or args.max_tokens < 32:
+    context = context_from(PROG, args)
+    if args.children < 1 or args.roots < 1 or args.attempts < 1 or context.max_tokens < 32:
         fail(PROG, "--children, --roots and --attempts must be at least 1, --max-tokens at least 32", 2)
     start = None
     if args.start:
@@ -308,13 +303,6 @@ def expand_command(args: Any) -> int:
         fail(PROG, "--depth must be at least 1, and at least 2 for a new tree (roots alone have no leaves)", 2)
     out = Path(args.out)
     partial = out.with_name(out.name + PARTIAL_SUFFIX)
-    context = Context(
-        base_url=args.base_url,
-        model=args.model,
-        temperature=args.temperature,
-        max_tokens=args.max_tokens,
-        timeout=args.timeout,
-    )
     settings = {
         "from": start.fingerprint if start else None,
         "languages": languages,
