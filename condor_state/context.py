@@ -118,7 +118,7 @@ def _from_env(f: Field[Any], text: str) -> Any:
     try:
         return kind(text)
     except ValueError:
-        raise SettingError(f.metadata["env"], f"is {text!r}, not a {kind.__name__} (the {f.name} setting)") from None
+        raise SettingError(f.metadata["env"], f"is {text!r}, not a valid {kind.__name__} (the {f.name} setting)") from None
 
 
 def _check_range(f: Field[Any], value: Any) -> None:
@@ -145,12 +145,16 @@ def flag(name: str) -> str:
 
 
 def options_table() -> str:
-    """The README's table of these settings as `graphs.run` flags (a test keeps the README equal to it)."""
-    rows = ["| option | default | environment | meaning |", "| --- | --- | --- | --- |"]
+    """The README's table of these settings as flags (a test keeps the README equal to it)."""
+    rows = [
+        "| option | default | range | environment | changes the data | meaning |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for f in fields(Context):
-        default = (
-            "on" if f.default is True else "off" if f.default is False else f"`{f.default}`" if f.default != "" else ""
-        )
+        default = {True: "on", False: "off", "": ""}.get(f.default, f"`{f.default}`")
+        low, high = f.metadata.get("low"), f.metadata.get("high")
+        span = f"{low:g}–{high:g}" if high is not None else f"≥ {low:g}" if low is not None else ""
         env = f"`{f.metadata['env']}`" if f.metadata.get("env") else ""
-        rows.append(f"| `{flag(f.name)}` | {default} | {env} | {f.metadata['description']} |")
+        data = "yes" if f.metadata.get("data") else ""
+        rows.append(f"| `{flag(f.name)}` | {default} | {span} | {env} | {data} | {f.metadata['description']} |")
     return "\n".join(rows)

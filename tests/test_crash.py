@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -21,9 +22,9 @@ KEY = "sk-condor-crash-test-key-0123456789"
 def stored(db: Path) -> int:
     if not db.exists():
         return 0
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            return conn.execute("select count(*) from samples").fetchone()[0]
+    try:  # closed at once: a connection left open here would see the run's WAL files deleted under it
+        with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+            return int(conn.execute("select count(*) from samples").fetchone()[0])
     except sqlite3.OperationalError:
         return 0
 
