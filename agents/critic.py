@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agents.each_sample import each_active_sample
 from agents.model_call import ask
 from condor_state.context import Context
 from condor_state.state import BatchState, Round, Sample, revisions, with_usage
@@ -14,15 +14,12 @@ from prompts.critique import build_messages, parse_critique
 
 
 async def critic(state: BatchState, runtime: Runtime[Context]) -> dict[str, Any]:
-    samples = state.get("samples", [])
-    context = runtime.context or Context()  # None when a caller (e.g. Studio) sends no context
-    judged = await asyncio.gather(*(_judge(s, state, context) for s in samples))
-    return {"samples": list(judged)}
+    return await each_active_sample(state, runtime, _judge)
 
 
 async def _judge(sample: Sample, state: BatchState, context: Context) -> Sample:
     """Record a round; the sample is done once satisfied or out of revisions, else it stays for the reviser."""
-    if sample["status"] != "active" or not _awaiting_critique(sample):
+    if not _awaiting_critique(sample):
         return sample
     language = state["language"]
     messages = build_messages(sample["question"], sample["answer"] or "", language)

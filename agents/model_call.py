@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import Runnable
+from langchain_core.messages import AIMessage
 
+from agents.models import ModelUnavailable, pool
 from condor_state.context import Context
-from graphs.models import ModelUnavailable, chat_model, request_slot, served_model_if_ready
 from prompts.markers import ParseError
 from prompts.repair import TRUNCATED_REASON, repair_messages, truncation_messages
 
@@ -45,9 +42,9 @@ async def ask(
     parts of a partly usable reply, or a length budget after a reply cut at the token limit.
     """
     outcome: Outcome[T] = Outcome()
-    loop = asyncio.get_running_loop()
+    models = pool()
     try:
-        model = served_model_if_ready(context, role, loop) or await asyncio.to_thread(_load, context, role, loop)
+        model = await models.for_role(context, role)
     except ModelUnavailable as exc:
         outcome.error = f"{role}: {exc}"
         return outcome
@@ -55,7 +52,7 @@ async def ask(
     reason = ""
     for attempt in range(context.max_repairs + 1):
         try:
-            async with request_slot(context):
+            async with models.slot(context):
                 reply = await model.ainvoke(conversation)
         except ModelUnavailable as exc:
             outcome.error = f"{role}: {exc}"
@@ -63,6 +60,8 @@ async def ask(
         except Exception as exc:  # left after the client's own retries, or an unreadable response body
             reason = f"request failed: {type(exc).__name__}: {str(exc)[:300]}"
             continue  # counts as an attempt; re-ask the same conversation
+        if not isinstance(reply, AIMessage):  # a chat model always answers with one; a stand-in might not
+            reply = AIMessage(content=reply.content)
         text = _text(reply)
         _count_tokens(outcome, reply, conversation, text)
         outcome.raw = text
@@ -81,15 +80,6 @@ async def ask(
         f" (after {context.max_repairs} repair attempts)" if context.max_repairs else ""
     )
     return outcome
-
-
-_LOAD_LOCK = threading.Lock()
-
-
-def _load(context: Context, role: str, loop: asyncio.AbstractEventLoop) -> Runnable[Any, BaseMessage]:
-    """Off the event loop (a first call reads files and loads weights; langgraph dev refuses blocking calls), once."""
-    with _LOAD_LOCK:
-        return chat_model(context, role, loop)
 
 
 def _text(reply: AIMessage) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -22,7 +23,7 @@ MISSING = {
 class QuestionCollector:
     """Parses each reply of one call, keeping the first text given for every level and re-asking for the rest."""
 
-    def __init__(self, wanted: list[str], known: dict[str, str]) -> None:
+    def __init__(self, wanted: Sequence[str], known: dict[str, str]) -> None:
         self.wanted = wanted
         self.found = dict(known)
         self.replies = 0
@@ -53,7 +54,7 @@ async def question_writer(state: BatchState, runtime: Runtime[Context]) -> dict[
     keep = max(1, min(state.get("keep", QUESTIONS_PER_CALL), QUESTIONS_PER_CALL))
     first = state.get("call_index", 0) * QUESTIONS_PER_CALL
     if state.get("question"):  # a question pinned in the input (Studio)
-        sample = new_sample(context.seed, first, state.get("difficulty", "Medium"), state["question"])  # type: ignore[typeddict-item]
+        sample = new_sample(context.seed, first, state.get("difficulty", "Medium"), state["question"])
         return {"samples": [sample]}
     stored = set(state.get("stored_levels", []))
     wanted = [level for level in DIFFICULTIES[:keep] if level not in stored]

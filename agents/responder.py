@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agents.each_sample import each_active_sample
 from agents.model_call import ask
 from condor_state.context import Context
 from condor_state.state import BatchState, Sample, with_usage
@@ -14,14 +14,11 @@ from prompts.answer import build_messages, parse_answer
 
 
 async def responder(state: BatchState, runtime: Runtime[Context]) -> dict[str, Any]:
-    samples = state.get("samples", [])
-    context = runtime.context or Context()  # None when a caller (e.g. Studio) sends no context
-    answered = await asyncio.gather(*(_answer(s, state, context) for s in samples))
-    return {"samples": list(answered)}
+    return await each_active_sample(state, runtime, _answer)
 
 
 async def _answer(sample: Sample, state: BatchState, context: Context) -> Sample:
-    if sample["status"] != "active" or sample["answer"]:
+    if sample["answer"]:
         return sample
     messages = build_messages(sample["question"])
     outcome = await ask(context, "responder", messages, parse_answer, state["language"], formatted=False)

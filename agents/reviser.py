@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agents.each_sample import each_active_sample
 from agents.model_call import ask
 from condor_state.context import Context
 from condor_state.state import BatchState, Sample, with_usage
@@ -14,14 +14,11 @@ from prompts.revision import build_messages, parse_revision
 
 
 async def reviser(state: BatchState, runtime: Runtime[Context]) -> dict[str, Any]:
-    samples = state.get("samples", [])
-    context = runtime.context or Context()  # None when a caller (e.g. Studio) sends no context
-    revised = await asyncio.gather(*(_revise(s, state, context) for s in samples))
-    return {"samples": list(revised)}
+    return await each_active_sample(state, runtime, _revise)
 
 
 async def _revise(sample: Sample, state: BatchState, context: Context) -> Sample:
-    if sample["status"] != "active" or not sample["rounds"] or sample["rounds"][-1]["revised_answer"]:
+    if not sample["rounds"] or sample["rounds"][-1]["revised_answer"]:  # nothing new to revise from
         return sample
     last = sample["rounds"][-1]
     language = state["language"]

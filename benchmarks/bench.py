@@ -1,6 +1,6 @@
 """Run-engine benchmark: concurrency efficiency, orchestration CPU per sample, peak memory, resume latency.
 
-Everything runs on loopback against tests/openai_stub.py (an OpenAI-compatible server of the project's own,
+Everything runs on loopback against benchmarks/openai_stub.py (an OpenAI-compatible server of the project's own,
 started here as a separate process), driving the real `python -m graphs.run` as a subprocess.
 Run: .venv/bin/python -m benchmarks.bench [--quick]
 """
@@ -31,12 +31,13 @@ class Stub:
 
     def __init__(self, latency: float) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.openai_stub", "--port", "0", "--latency", str(latency)],
+            [sys.executable, "-m", "benchmarks.openai_stub", "--port", "0", "--latency", str(latency)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
         )
-        port = int(self.proc.stdout.readline())  # type: ignore[union-attr]
+        assert self.proc.stdout is not None
+        port = int(self.proc.stdout.readline())
         self.url = f"http://127.0.0.1:{port}"
 
     def get(self, path: str) -> dict[str, Any]:
@@ -58,11 +59,12 @@ def run(stub: Stub, out: Path, samples: int, concurrency: int, processes: int = 
     args += ["--concurrency", str(concurrency), "--processes", str(processes)]
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "graphs.run", *args], cwd=ROOT, env=env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"graphs.run failed: {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+        assert proc.stderr is not None
+        raise SystemExit(f"graphs.run failed: {proc.stderr.read()[-2000:]}")
     return {
         "wall": time.monotonic() - started,
         "cpu": usage.ru_utime + usage.ru_stime,
@@ -183,7 +185,7 @@ def resume_latency(work: Path, samples: int, attempt: int = 0, done_share: float
             {"id": f"s0-{i:07d}", "position": i, "call_index": i // 3, "status": "done", "question": "q", "rounds": 0}
             for i in range(stored)
         )
-        db["samples"].insert_all(rows, batch_size=5000)  # type: ignore[union-attr]
+        db.table("samples").insert_all(rows, batch_size=5000)
         db.close()
         args = ["--samples", str(samples), "--out", str(out), "--base-url", stub.url + "/v1"]
         started = time.time()

@@ -11,21 +11,23 @@ import asyncio
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from langchain_core.messages import AIMessage
 
-import agents.model_call
+import agents.models
+from agents.models import close_pool, pool
+from benchmarks.openai_stub import reply_for
 from condor_state.context import Context
-from graphs.models import chat_model, close_served_models
 from graphs.runner import run_job
 from prompts.critique import build_messages
-from tests.openai_stub import reply_for
 
 
 async def client(base_url: str, requests: int, concurrency: int) -> float:
-    """The factory's ChatOpenAI (aiohttp pool, retries) sending a critic prompt, as the engine would."""
+    """The factory's critic model from the event loop's pool (its HTTP connections, retries) sending a critic
+    prompt, as the engine would."""
     context = Context(base_url=base_url, concurrency=concurrency)
-    model = chat_model(context, "critic", asyncio.get_running_loop())
+    model = await pool().for_role(context, "critic")
     messages = build_messages("What limits the speed of sound in air?", "Temperature, mostly. " * 40, "en")
     gate = asyncio.Semaphore(concurrency)
 
@@ -37,7 +39,7 @@ async def client(base_url: str, requests: int, concurrency: int) -> float:
     started = time.process_time()
     await asyncio.gather(*(one() for _ in range(requests)))
     spent = time.process_time() - started
-    await close_served_models()
+    await close_pool()
     return spent
 
 
@@ -55,7 +57,11 @@ class InstantModel:
 async def engine(out: Path, samples: int) -> float:
     """run_job as graphs.run runs it (graph, prompts, parsing, checkpoints, storage), the model call instant."""
     instant = InstantModel()
-    agents.model_call.served_model_if_ready = lambda *_: instant  # type: ignore[assignment]
+
+    def instant_model(context: Context, role: str, http_async_client: Any = None) -> Any:
+        return instant
+
+    agents.models.chat_model = instant_model  # what the pool builds each role's model with
     started = time.process_time()
     await run_job(out, samples, Context(base_url="http://127.0.0.1:9/v1", concurrency=16))
     return time.process_time() - started

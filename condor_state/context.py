@@ -112,13 +112,15 @@ class Context:
 
 
 def _from_env(f: Field[Any], text: str) -> Any:
-    kind = type(f.default)
+    kind: type = type(f.default)
     if kind is bool:
         return text.strip().lower() in {"1", "true", "yes", "on"}
     try:
         return kind(text)
     except ValueError:
-        raise SettingError(f.metadata["env"], f"is {text!r}, not a valid {kind.__name__} (the {f.name} setting)") from None
+        raise SettingError(
+            f.metadata["env"], f"is {text!r}, not a valid {kind.__name__} (the {f.name} setting)"
+        ) from None
 
 
 def _check_range(f: Field[Any], value: Any) -> None:

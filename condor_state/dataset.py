@@ -11,9 +11,9 @@ from typing import Any
 
 import sqlite_utils
 
-from condor_state.state import BatchState, Sample
+from condor_state.rundir import DB_NAME, round_rows_of, sample_row, shared_tokens
+from condor_state.state import BatchState
 
-DB_NAME = "condor.db"
 SAMPLE_COLUMNS = {
     "id": str,
     "position": int,
@@ -77,14 +77,14 @@ class Dataset:
     def _create_tables(self) -> None:
         samples = self.db.table("samples")
         if not samples.exists():
-            samples.create(SAMPLE_COLUMNS, pk="id", not_null={"id", "status"})  # type: ignore[union-attr]
-            samples.create_index(["status"])  # type: ignore[union-attr]
+            samples.create(SAMPLE_COLUMNS, pk="id", not_null={"id", "status"})
+            samples.create_index(["status"])
         rounds = self.db.table("rounds")
         if not rounds.exists():
-            rounds.create(ROUND_COLUMNS, pk=("sample_id", "round"), foreign_keys=[("sample_id", "samples", "id")])  # type: ignore[union-attr]
+            rounds.create(ROUND_COLUMNS, pk=("sample_id", "round"), foreign_keys=[("sample_id", "samples", "id")])
         calls = self.db.table("calls")
         if not calls.exists():
-            calls.create(CALL_COLUMNS, pk="call_index")  # type: ignore[union-attr]
+            calls.create(CALL_COLUMNS, pk="call_index")
 
     @classmethod
     def in_dir(cls, run_dir: str | Path) -> Dataset:
@@ -97,7 +97,7 @@ class Dataset:
         of the samples this write added.
         """
         now = time.time()
-        shared_in, shared_out = _shared_tokens(state)
+        shared_in, shared_out = shared_tokens(state)
         samples = state.get("samples", [])
         with self.db.atomic():  # sqlite-utils 4 autocommits each statement unless told otherwise
             ids = [s["id"] for s in samples]
@@ -167,68 +167,16 @@ class Dataset:
         if status is not None:
             params = list(status)
             where = f"status IN ({','.join('?' * len(params))})"
-        yield from self.db["samples"].rows_where(where, params, order_by="position")  # type: ignore[union-attr]
+        yield from self.db["samples"].rows_where(where, params, order_by="position")
 
     def samples_by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
         if not ids:
             return []
         where = f"id IN ({','.join('?' * len(ids))})"
-        return list(self.db["samples"].rows_where(where, ids, order_by="position"))  # type: ignore[union-attr]
+        return list(self.db["samples"].rows_where(where, ids, order_by="position"))
 
     def rounds_of(self, sample_id: str) -> list[dict[str, Any]]:
-        return list(self.db["rounds"].rows_where("sample_id = ?", [sample_id], order_by="round"))  # type: ignore[union-attr]
+        return list(self.db["rounds"].rows_where("sample_id = ?", [sample_id], order_by="round"))
 
     def close(self) -> None:
         self.db.close()
-
-
-def _shared_tokens(state: BatchState) -> tuple[int, int]:
-    """The question-writer's tokens, split across the samples it produced."""
-    n = max(1, len(state.get("samples", [])))
-    return state.get("tokens_in", 0) // n, state.get("tokens_out", 0) // n
-
-
-def sample_row(
-    state: BatchState, sample: Sample, now: float, shared_in: int = 0, shared_out: int = 0
-) -> dict[str, Any]:
-    rounds = sample["rounds"]
-    revised = [r for r in rounds if r["revised_answer"]]
-    tag_path = list(state.get("tag_path", []))
-    return {
-        "id": sample["id"],
-        "position": sample["position"],
-        "call_index": state.get("call_index", -1),
-        "tag_path": " > ".join(tag_path),
-        "root": tag_path[0] if tag_path else "",
-        "task_type": state.get("task_type", ""),
-        "difficulty": sample["difficulty"],
-        "language": state.get("language", ""),
-        "question": sample["question"],
-        "void_answer": sample["void_answer"],
-        "refined_answer": sample["answer"] if sample["status"] == "done" else None,
-        "rounds": len(revised),
-        "first_score": rounds[0]["score"] if rounds else None,
-        "final_score": rounds[-1]["score"] if rounds and not rounds[-1]["revised_answer"] else None,
-        "status": "done" if sample["status"] == "done" else "failed",
-        "error": sample["error"],  # on a done sample: why its final score is unknown
-        "repairs": sample["repairs"],
-        "tokens_in": sample["tokens_in"] + shared_in,
-        "tokens_out": sample["tokens_out"] + shared_out,
-        "created_at": now,
-    }
-
-
-def round_rows_of(sample: Sample) -> list[dict[str, Any]]:
-    return [
-        {
-            "sample_id": sample["id"],
-            "round": r["round"],
-            "strengths": r["strengths"],
-            "weaknesses": r["weaknesses"],
-            "suggestions": r["suggestions"],
-            "score": r["score"],
-            "critique": r["critique"],
-            "revised_answer": r["revised_answer"],
-        }
-        for r in sample["rounds"]
-    ]

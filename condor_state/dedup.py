@@ -121,7 +121,7 @@ def mark_duplicates(target: str | Path | Dataset | sqlite_utils.Database, thresh
     try:
         table = db.table("samples")
         if COLUMN not in table.columns_dict:
-            table.add_column(COLUMN, str)  # type: ignore[union-attr]
+            table.add_column(COLUMN, str)
         rows = db.execute("SELECT id, question FROM samples WHERE status = 'done' ORDER BY position, id").fetchall()
         seeds = [{"id": k, "question": q} for k, q in example_questions().items()]
         duplicates = find_duplicates(({"id": r[0], "question": r[1]} for r in rows), threshold, seeds)

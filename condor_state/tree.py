@@ -215,5 +215,13 @@ def _is_null(node: yaml.Node | None) -> bool:
     return node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"))
 
 
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
+def _line(node: yaml.Node | None) -> int | str:
+    return node.start_mark.line + 1 if node is not None else "?"
+
+
+def tree_stats(tree: KnowledgeTree) -> dict[str, dict[str, int]]:
+    """The loader's stats plus the number of distinct tags (every node, not just leaves), as the paper counts."""
+    result = tree.stats()
+    for language, paths in tree.leaves.items():
+        result[language]["tags"] = len({path[:k] for path in paths for k in range(1, len(path) + 1)})
+    return result

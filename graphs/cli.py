@@ -1,62 +1,39 @@
-"""What the command-line entry points share: one-line errors instead of tracebacks for user mistakes."""
+"""`condor run|export|report|show|tree …`: one command for users, each subcommand the module of the same name."""
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
-from collections.abc import Iterable
-from dataclasses import fields
-from pathlib import Path
-from typing import Any, NoReturn
 
-from condor_state.context import Context, SettingError, flag
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad command line in one line and exits 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def run_dir_arg(prog: str, path: str) -> Path:
-    """The run directory a command was given, or a one-line error when it holds no condor.db."""
-    run_dir = Path(path)
-    if not (run_dir / "condor.db").is_file():
-        fail(prog, f"{run_dir} has no condor.db; pass the --out directory of a run")
-    return run_dir
+COMMANDS = {
+    "run": ("graphs.run", "synthesize N samples into DIR/condor.db (resumable)"),
+    "export": ("graphs.export", "write a run's samples as JSONL (messages, ShareGPT) or Parquet, with a dataset card"),
+    "report": ("graphs.report", "write a quality report (Markdown and plots) of a run"),
+    "show": ("graphs.show", "summarize a run, or tell one sample's story round by round"),
+    "tree": ("graphs.tree", "validate, measure and grow knowledge trees"),
+}
+USAGE = (
+    "usage: condor {"
+    + ",".join(COMMANDS)
+    + "} ...\n\n"
+    + "\n".join(f"  {name:<8}{about}" for name, (_, about) in COMMANDS.items())
+    + "\n\n`condor COMMAND --help` for a command's options; `python -m graphs.COMMAND` is the same command.\n"
+)
 
 
-def fail(prog: str, message: str, code: int = 1) -> NoReturn:
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    raise SystemExit(code)
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in {"-h", "--help"}:
+        sys.stdout.write(USAGE)
+        return 0 if args else 2
+    if args[0] not in COMMANDS:
+        sys.stderr.write(f"condor: error: unknown command '{args[0]}' (choose from {', '.join(COMMANDS)})\n")
+        return 2
+    module = importlib.import_module(COMMANDS[args[0]][0])  # only the chosen command's imports are paid for
+    sys.argv = [f"condor {args[0]}", *args[1:]]
+    result: int = module.main(args[1:])
+    return result
 
 
-def add_context_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
-    """One flag per Context setting (or the named ones), with its type, description, default and environment."""
-    wanted = set(names) if names is not None else None
-    for f in fields(Context):
-        if wanted is not None and f.name not in wanted:
-            continue
-        env = f.metadata.get("env")
-        default = f"default {f.default!r}" + (f", else env {env}" if env else "")
-        help_text = f"{f.metadata['description']} ({default})".replace("%", "%%")
-        if isinstance(f.default, bool):
-            parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        else:
-            parser.add_argument(flag(f.name), type=type(f.default), default=None, help=help_text)
-
-
-def context_from(prog: str, args: argparse.Namespace) -> Context:
-    """The Context the flags describe (a flag not given keeps the setting's default, or its environment value);
-    a value out of range is one line and exit 2. The tree path is made absolute: a resume may start elsewhere."""
-    given: dict[str, Any] = {
-        f.name: getattr(args, f.name) for f in fields(Context) if getattr(args, f.name, None) is not None
-    }
-    if given.get("tree"):
-        given["tree"] = str(Path(given["tree"]).resolve())
-    try:
-        return Context(**given)
-    except SettingError as exc:
-        subject = flag(exc.subject) if exc.subject in {f.name for f in fields(Context)} else exc.subject
-        fail(prog, f"{subject} {exc.problem}", 2)
+if __name__ == "__main__":
+    raise SystemExit(main())

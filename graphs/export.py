@@ -17,8 +17,9 @@ from typing import Any
 
 from condor_state.dataset import Dataset
 from condor_state.dedup import THRESHOLD, mark_duplicates
-from graphs.cli import OneLineParser, fail, run_dir_arg
-from graphs.report import TREE_HEADER, load_settings, md_table, model_lines, run_tree, tree_stat_rows
+from condor_state.rundir import read_settings
+from graphs.markdown import TREE_HEADER, md_table, model_lines, run_tree, tree_stat_rows
+from graphs.options import OneLineParser, fail, run_dir_arg
 
 PROG = "python -m graphs.export"
 STATUSES = {"done": ["done"], "failed": ["failed"], "all": ["done", "failed"]}
@@ -195,7 +196,7 @@ def write_card(
     run_dir: Path, output: Path, rows: list[dict[str, Any]], counts: dict[str, int], options: dict[str, Any]
 ) -> Path:
     """A Hugging Face dataset card: loading config, then settings, models, tree statistics and counts."""
-    settings = load_settings(run_dir)
+    settings = read_settings(run_dir)
     tree = run_tree(settings)
     languages = sorted({r["language"] for r in rows if r["language"]})
     builder = "parquet" if options["format"] == "parquet" else "json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 
 from agents.critic import critic
 from agents.question_writer import question_writer
@@ -17,7 +17,7 @@ from condor_state.state import BatchInput, BatchState
 
 def after_critic(state: BatchState) -> Literal["reviser", "__end__"]:
     """Loop while any sample is unsatisfied with revisions left (the critic leaves exactly those active)."""
-    return "reviser" if any(s["status"] == "active" for s in state.get("samples", [])) else END
+    return "reviser" if any(s["status"] == "active" for s in state.get("samples", [])) else "__end__"
 
 
 def recursion_limit(context: Context) -> int:
@@ -26,7 +26,7 @@ def recursion_limit(context: Context) -> int:
 
 
 def after_question_writer(state: BatchState) -> Literal["responder", "__end__"]:
-    return "responder" if any(s["status"] == "active" for s in state.get("samples", [])) else END
+    return "responder" if any(s["status"] == "active" for s in state.get("samples", [])) else "__end__"
 
 
 builder = StateGraph(BatchState, context_schema=Context, input_schema=BatchInput)

@@ -24,7 +24,9 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from condor_state.context import Context
 from condor_state.dataset import Dataset
-from graphs.runner import CHECKPOINTS, Reporter, RunSummary, Shard, run_job, run_row, run_settings, two_stage_stop
+from condor_state.rundir import CHECKPOINTS, run_settings
+from graphs.progress import Reporter, RunSummary
+from graphs.runner import Shard, run_job, run_row, two_stage_stop
 
 REQUESTS_PER_PROCESS = 16  # the auto rule: one process per this many request slots, at most one per core
 

@@ -9,23 +9,22 @@ Plots carry numbers only (no tag names), so they render with any font; names go 
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from condor_state.context import ROLES
 from condor_state.dataset import Dataset
 from condor_state.dedup import THRESHOLD, example_questions, is_example, mark_duplicates
+from condor_state.rundir import read_settings
 from condor_state.tasks import DIFFICULTIES, TASK_TYPES
-from condor_state.tree import KnowledgeTree, TreeError, default_tree, load_tree
-from graphs.cli import OneLineParser, fail, run_dir_arg
+from condor_state.tree import KnowledgeTree
+from graphs.markdown import TREE_HEADER, md_table, model_lines, run_tree, tree_stat_rows
+from graphs.options import OneLineParser, fail, run_dir_arg
 
 PROG = "python -m graphs.report"
-SETTINGS = "run.json"
 FIRST_COLOR, FINAL_COLOR = "#9aa5b1", "#2f7ed8"
 
 
@@ -37,70 +36,6 @@ def parser() -> OneLineParser:
 
 
 # --- what export's dataset card shares ---------------------------------------------------------------------------
-
-
-def load_settings(run_dir: Path) -> dict[str, Any]:
-    """run.json, or {} when the run directory has none (a database copied on its own)."""
-    try:
-        data = json.loads((run_dir / SETTINGS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def run_tree(settings: dict[str, Any]) -> KnowledgeTree | None:
-    """The run's knowledge tree when it can be identified by its fingerprint (the bundled one, or a recorded file)."""
-    fingerprint = settings.get("tree")
-    if not fingerprint:
-        return None
-    tree = default_tree()
-    if tree.fingerprint == fingerprint:
-        return tree
-    for key in ("tree_file", "tree_path", "tree_source"):
-        if isinstance(settings.get(key), str) and settings[key]:
-            try:
-                candidate = load_tree(settings[key])
-            except TreeError:
-                continue
-            if candidate.fingerprint == fingerprint:
-                return candidate
-    return None
-
-
-def model_lines(settings: dict[str, Any]) -> list[tuple[str, str]]:
-    """(role, model) rows: what generated the data, as far as run.json tells."""
-    if not settings:
-        return []
-    models = settings.get("models") or {}
-    if settings.get("embedded"):
-        where = "embedded llama.cpp model (Gemma 3 270M base, from the PyPI package, unless a .gguf is named)"
-    else:
-        where = f"OpenAI-compatible endpoint {settings.get('base_url', '')}"
-    default = "gemma-3-270m (embedded)" if settings.get("embedded") else "(the server's default)"
-    rows = [("endpoint", where)]
-    rows += [(role, models.get(role) or default) for role in ROLES]
-    return rows
-
-
-def tree_stat_rows(tree: KnowledgeTree) -> list[list[str]]:
-    from graphs.tree import tree_stats
-
-    rows = []
-    for language, s in tree_stats(tree).items():
-        rows.append([language, *(str(s[k]) for k in ("roots", "subdomains", "leaves", "tags", "depth"))])
-    return rows
-
-
-TREE_HEADER = ["language", "roots", "sub-domains", "leaves", "tags", "depth"]
-
-
-def md_table(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
-    def cell(value: Any) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def pct(part: float, whole: float) -> str:
@@ -195,7 +130,7 @@ def build_report(run_dir: Path, out: Path) -> Path:
         score_rows = list(dataset.db.execute("SELECT sample_id, round, score FROM rounds ORDER BY sample_id, round"))
     finally:
         dataset.close()
-    settings = load_settings(run_dir)
+    settings = read_settings(run_dir)
     tree = run_tree(settings)
     plots = Plots(out)
     done = [r for r in rows if r["status"] == "done"]

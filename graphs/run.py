@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
 
+from agents.models import ModelUnavailable, check_model, gguf_path
 from condor_state.context import Context
 from condor_state.plan import LanguageMixError, parse_language_mix, parse_root_weights
 from condor_state.tree import TreeError, load_tree
-from graphs.cli import OneLineParser, add_context_flags, context_from, fail
-from graphs.models import ModelUnavailable, embedded_model, gguf_path
+from graphs.options import OneLineParser, add_context_flags, context_from, fail
 from graphs.processes import auto_processes, can_fork, run_in_processes
-from graphs.runner import (
-    BarReporter,
-    LogReporter,
-    Reporter,
-    RunError,
-    RunSummary,
-    prepare,
-    run_job,
-    two_stage_stop,
-)
+from graphs.progress import RunSummary, reporter
+from graphs.runner import RunError, prepare, run_job, two_stage_stop
 
 PROG = "python -m graphs.run"
 
@@ -63,38 +54,16 @@ def validate(args: object, context: Context) -> None:
         fail(PROG, f"--out {out} exists and is not a directory")
 
 
-def check_model(context: Context) -> None:
-    """Fail fast, in one line, when the model cannot be used at all."""
-    if context.embedded:
-        gguf_path(context.model)
-        embedded_model(context.model, context.n_ctx)
-        return
-    from openai import APIConnectionError, APIStatusError, AuthenticationError, OpenAI
-
-    client = OpenAI(
-        base_url=context.base_url, api_key=os.environ.get("OPENAI_API_KEY") or "not-needed", timeout=15, max_retries=1
-    )
-    try:
-        client.models.list()
-    except AuthenticationError:
-        raise ModelUnavailable(f"{context.base_url} refused the API key (set OPENAI_API_KEY)") from None
-    except APIConnectionError as exc:
-        raise ModelUnavailable(f"cannot reach {context.base_url}: {exc.__cause__ or exc}") from None
-    except APIStatusError:
-        pass  # some servers do not list models; the endpoint answered, which is what matters here
-
-
-def reporter() -> Reporter:
-    """A progress bar on a terminal, plain periodic log lines otherwise."""
-    return BarReporter() if sys.stderr.isatty() else LogReporter()
-
-
 async def run_until_stopped(out: Path, samples: int, context: Context) -> RunSummary:
     """First Ctrl-C (or SIGTERM): finish calls in flight, start no new ones. Second Ctrl-C: stop now."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     job = asyncio.ensure_future(run_job(out, samples, context, reporter(), stop))
-    on_signal = two_stage_stop(stop.set, job.cancel)
+
+    def stop_now() -> None:
+        job.cancel()
+
+    on_signal = two_stage_stop(stop.set, stop_now)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     return await job

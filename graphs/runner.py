@@ -10,96 +10,40 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, cast
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 
-from condor_state import rundir
-from condor_state.context import ROLES, Context
-from condor_state.dataset import DB_NAME, Dataset, UnreadableDatabase
+from agents.models import close_pool
+from condor_state.context import Context
+from condor_state.dataset import Dataset, UnreadableDatabase
+from condor_state.rundir import (
+    CHECKPOINTS,
+    DB_NAME,
+    DirectoryInUse,
+    SettingsChanged,
+    call_of,
+    check_settings,
+    held,
+    hold,
+    release,
+    run_settings,
+    thread_id,
+    write_settings,
+)
 from condor_state.state import BatchInput, BatchState
 from condor_state.tasks import DIFFICULTIES, QUESTIONS_PER_CALL
-from condor_state.tree import load_tree
 from graphs.graph import builder, recursion_limit
-from graphs.models import close_served_models
-from prompts import prompt_version
+from graphs.progress import Reporter, RunSummary
 
-CHECKPOINTS = "checkpoints.db"
 BUSY_TIMEOUT_MS = 60_000  # how long a write waits for another process's transaction before failing
-SETTINGS = "run.json"
-# Settings that change the data: resuming with another value would mix two datasets.
-DATA_SETTINGS = (
-    "backend",
-    "grammar",
-    "prompt_version",
-    "seed",
-    "tree",
-    "languages",
-    "root_weights",
-    "threshold",
-    "max_rounds",
-    "models",
-    "temperature",
-    "max_tokens",
-    "max_repairs",
-)
-
-
-# Settings added later: what an older run directory's record meant (its prompts were today's).
-SETTING_DEFAULTS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "root_weights": lambda _: "",
-    "backend": lambda before: "embedded" if before.get("embedded") else "served",
-    "grammar": lambda before: bool(before.get("embedded")),
-    "prompt_version": lambda _: "6648a70352b1",
-}
 
 
 class RunError(RuntimeError):
     """A run that cannot start; the message is one line for the user."""
-
-
-@dataclass
-class RunSummary:
-    """Counts for the user: this invocation's work and the directory's totals."""
-
-    samples: int
-    stored_before: int = 0
-    done: int = 0  # this invocation
-    failed: int = 0  # this invocation
-    revisions: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    total_done: int = 0
-    total_failed: int = 0
-    resumed_threads: int = 0
-    seconds: float = 0.0
-    interrupted: bool = False
-    unfinished: list[str] = field(default_factory=list)
-
-    @property
-    def stored(self) -> int:
-        return self.stored_before + self.done + self.failed
-
-    def lines(self) -> list[str]:
-        mean = self.revisions / self.done if self.done else 0.0
-        rate = (self.done + self.failed) / self.seconds * 60 if self.seconds else 0.0
-        return [
-            f"samples: {self.total_done + self.total_failed}/{self.samples} stored "
-            f"({self.total_done} done, {self.total_failed} failed; {self.stored_before} were already stored)",
-            f"this run: {self.done} done, {self.failed} failed, {self.revisions} revisions "
-            f"({mean:.2f} per done sample), {rate:.1f} samples/min",
-            f"tokens: {self.tokens_in} in / {self.tokens_out} out",
-            f"time: {self.seconds:.1f} s" + ("  (stopped early: re-run the same command to resume)" * self.interrupted),
-        ]
-
-
-class Reporter(Protocol):
-    def update(self, summary: RunSummary, in_flight: int) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -134,64 +78,11 @@ def two_stage_stop(graceful: Callable[[], None], immediate: Callable[[], None]) 
     return on_signal
 
 
-def thread_id(seed: int, call_index: int) -> str:
-    return f"condor-s{seed}-c{call_index:07d}"
-
-
-def call_of(thread: str) -> int | None:
-    """The call index in a thread id made by thread_id, or None for any other thread."""
-    head, _, index = thread.rpartition("-c")
-    return int(index) if head.startswith("condor-s") and index.isdigit() else None
-
-
 def calls_for(samples: int) -> list[tuple[int, int]]:
     """(call index, questions kept) for every question-writer call of an N-sample run."""
     full, rest = divmod(samples, QUESTIONS_PER_CALL)
     calls = [(i, QUESTIONS_PER_CALL) for i in range(full)]
     return calls + ([(full, rest)] if rest else [])
-
-
-def run_settings(context: Context) -> dict[str, Any]:
-    tree = load_tree(context.tree or None)
-    return {
-        "backend": "embedded" if context.embedded else "served",
-        "grammar": context.uses_grammar,
-        "prompt_version": prompt_version(),
-        "seed": context.seed,
-        "tree": tree.fingerprint,
-        "tree_file": context.tree,
-        "languages": context.languages,
-        "root_weights": context.root_weights,
-        "threshold": context.threshold,
-        "max_rounds": context.max_rounds,
-        "models": {role: context.model_for(role) for role in ROLES},
-        "temperature": context.temperature,
-        "max_tokens": context.max_tokens,
-        "max_repairs": context.max_repairs,
-        "base_url": context.base_url,
-        "embedded": context.embedded,
-    }
-
-
-def check_settings(out: Path, settings: dict[str, Any]) -> None:
-    """Record the run's settings, or refuse to resume a directory made with data-changing differences."""
-    file = out / SETTINGS
-    if file.exists():
-        try:
-            before = json.loads(file.read_text())
-        except (OSError, json.JSONDecodeError):
-            raise RunError(f"{file} is unreadable; use a new --out directory") from None
-        changed = [k for k in DATA_SETTINGS if _recorded(before, k) != settings.get(k)]
-        if changed:
-            diffs = ", ".join(f"{k}: {_recorded(before, k)!r} -> {settings.get(k)!r}" for k in changed)
-            raise RunError(f"{out} was started with other settings ({diffs}); rerun with those or use a new --out")
-    file.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
-
-
-def _recorded(before: dict[str, Any], key: str) -> Any:
-    if key in before or key not in SETTING_DEFAULTS:
-        return before.get(key)
-    return SETTING_DEFAULTS[key](before)
 
 
 def prepare(out: Path, samples: int, context: Context) -> dict[str, Any]:
@@ -200,17 +91,20 @@ def prepare(out: Path, samples: int, context: Context) -> dict[str, Any]:
     match the recorded ones once the directory holds any work. Returns the settings."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        rundir.hold(out)
+        hold(out)
         stored = _stored(out)
-    except (rundir.DirectoryInUse, UnreadableDatabase, OSError) as exc:
+    except (DirectoryInUse, UnreadableDatabase, OSError) as exc:
         raise RunError(str(exc)) from None
     if stored > samples:
         raise RunError(f"{out} already holds {stored} samples; --samples must be at least {stored}")
     settings = run_settings(context)
-    if stored or _checkpointed(out / CHECKPOINTS):
+    if not (stored or _checkpointed(out / CHECKPOINTS)):
+        write_settings(out, settings)  # nothing made yet: the record follows the settings
+        return settings
+    try:
         check_settings(out, settings)
-    else:  # nothing made yet: the record follows the settings
-        (out / SETTINGS).write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
+    except SettingsChanged as exc:
+        raise RunError(str(exc)) from None
     return settings
 
 
@@ -248,8 +142,8 @@ async def finish_thread(
     """
     snapshot = await graph.aget_state(config)
     if snapshot.tasks:
-        return await graph.ainvoke(None, config, context=context, durability="sync")
-    return snapshot.values or None
+        return cast(BatchState, await graph.ainvoke(None, config, context=context, durability="sync"))
+    return cast(BatchState, snapshot.values) or None
 
 
 async def run_job(
@@ -266,7 +160,7 @@ async def run_job(
     cancelled calls resume from their last checkpoint next time.
     """
     started, wall_started = time.monotonic(), time.time()
-    held_before = out.resolve() in rundir.held()
+    held_before = out.resolve() in held()
     settings = run_settings(context) if shard else prepare(out, samples, context)
     owns = shard.owns if shard else lambda _: True
     dataset = Dataset.in_dir(out)
@@ -305,7 +199,7 @@ async def run_job(
                 start: BatchInput = {"call_index": call_index, "keep": keep}
                 if levels:
                     start |= {"questions": dataset.questions_of(call_index), "stored_levels": levels}
-                store(await graph.ainvoke(start, config, context=context, durability="sync"), keep)
+                store(cast(BatchState, await graph.ainvoke(start, config, context=context, durability="sync")), keep)
                 await saver.adelete_thread(tid)
 
             async def worker() -> None:
@@ -340,8 +234,8 @@ async def run_job(
             dataset.record_run(run_row(summary, wall_started, settings))
         dataset.close()
         if shard is None and not held_before:
-            rundir.release(out)
-        await close_served_models()
+            release(out)
+        await close_pool()
         if reporter:
             reporter.close()
     return summary
@@ -374,8 +268,8 @@ async def _threads_to_resume(
         threads = {row[0] for row in await cursor.fetchall()}
     wanted = {thread_id(seed, i) for i in pending}
     for leftover in threads - wanted:
-        call = call_of(leftover)
-        if leftover.startswith(f"condor-s{seed}-c") and call is not None and owns(call):
+        call = call_of(leftover, seed)
+        if call is not None and owns(call):
             await saver.adelete_thread(leftover)
     return threads & wanted
 
@@ -388,72 +282,3 @@ def _count(summary: RunSummary, row: dict[str, Any]) -> None:
         summary.done += 1
     else:
         summary.failed += 1
-
-
-class LogReporter:
-    """Plain log lines at most every `every` seconds, for logs and pipes (no terminal)."""
-
-    def __init__(self, every: float = 10.0) -> None:
-        self.every = every
-        self.last = 0.0
-        self.started = time.monotonic()
-
-    def update(self, summary: RunSummary, in_flight: int) -> None:
-        now = time.monotonic()
-        if now - self.last < self.every and summary.stored < summary.samples:
-            return
-        self.last = now
-        made = summary.done + summary.failed
-        rate = made / max(now - self.started, 1e-9) * 60
-        left = summary.samples - summary.stored
-        eta = f"{left / rate:.1f} min" if rate else "?"
-        print(
-            f"[condor] {summary.stored}/{summary.samples} samples ({summary.done} done, {summary.failed} failed "
-            f"this run), {in_flight} calls in flight, {rate:.1f} samples/min, ETA {eta}, "
-            f"tokens {summary.tokens_in} in / {summary.tokens_out} out",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def close(self) -> None:
-        pass
-
-
-class BarReporter:
-    """A rich progress bar on the terminal: done / failed / in flight, rate, ETA, tokens."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("[bold]condor"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("[green]{task.fields[done]} done[/] [red]{task.fields[failed]} failed[/]"),
-            TextColumn("{task.fields[in_flight]} in flight  {task.fields[rate]:.1f}/min"),
-            TimeRemainingColumn(),
-            TextColumn("tokens {task.fields[tokens]}"),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self.task: Any = None
-        self.started = time.monotonic()
-
-    def update(self, summary: RunSummary, in_flight: int) -> None:
-        made = summary.done + summary.failed
-        fields = {
-            "done": summary.done,
-            "failed": summary.failed,
-            "in_flight": in_flight,
-            "rate": made / max(time.monotonic() - self.started, 1e-9) * 60,
-            "tokens": f"{summary.tokens_in}/{summary.tokens_out}",
-        }
-        if self.task is None:
-            self.progress.start()
-            self.task = self.progress.add_task("run", total=summary.samples, completed=summary.stored, **fields)
-        self.progress.update(self.task, completed=summary.stored, **fields)
-
-    def close(self) -> None:
-        if self.task is not None:
-            self.progress.stop()

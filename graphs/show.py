@@ -5,9 +5,7 @@ Reads DIR/condor.db and DIR/checkpoints.db read-only, so it is safe on a run tha
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -16,15 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from graphs.cli import OneLineParser, fail
+from condor_state.rundir import CHECKPOINTS, DB_NAME, SETTINGS, read_settings, sample_row
+from graphs.options import OneLineParser, fail
 
 PROG = "python -m graphs.show"
-# condor_state.dataset.DB_NAME and graphs.runner.CHECKPOINTS: importing those modules would pull in sqlite-utils
-# (and pandas) or the model stack, seconds of start-up for a command that only reads two files
-DB_NAME = "condor.db"
-CHECKPOINTS = "checkpoints.db"
-SETTINGS = "run.json"
-THREAD = re.compile(r"^condor-s(-?\d+)-c(\d+)$")
 
 
 def parser() -> OneLineParser:
@@ -57,14 +50,6 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection]:
 def has_table(conn: sqlite3.Connection, name: str) -> bool:
     query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
     return conn.execute(query, [name]).fetchone() is not None
-
-
-def settings_of(run_dir: Path) -> dict[str, Any]:
-    try:
-        settings = json.loads((run_dir / SETTINGS).read_text())
-    except (OSError, ValueError):
-        return {}
-    return settings if isinstance(settings, dict) else {}
 
 
 @dataclass
@@ -115,11 +100,6 @@ def _fill_states(conn: sqlite3.Connection, threads: list[Unfinished]) -> None:
             continue
         thread.next = list(snapshot.next)
         thread.values = dict(snapshot.values or {})
-
-
-def call_of(thread_id: str) -> int | None:
-    match = THREAD.match(thread_id)
-    return int(match.group(2)) if match else None
 
 
 # ---------------------------------------------------------------- output: rich on a terminal, plain text otherwise
@@ -234,7 +214,7 @@ def settings_line(settings: dict[str, Any]) -> list[tuple[str, str]]:
 
 def show_summary(run_dir: Path, view: View, limit: int = 20) -> None:
     view.title(f"Condor run {run_dir}")
-    settings = settings_line(settings_of(run_dir))
+    settings = settings_line(read_settings(run_dir))
     with read_only(run_dir / DB_NAME) as conn:
         if has_table(conn, "samples"):
             _sample_stats(conn, view, limit, settings)
@@ -351,7 +331,7 @@ def find_sample(conn: sqlite3.Connection, wanted: str) -> dict[str, Any] | None:
 
 
 def show_sample(run_dir: Path, wanted: str, view: View) -> None:
-    settings = settings_of(run_dir)
+    settings = read_settings(run_dir)
     with read_only(run_dir / DB_NAME) as conn:
         row = find_sample(conn, wanted)
         rounds = (
@@ -371,30 +351,8 @@ def show_sample(run_dir: Path, wanted: str, view: View) -> None:
 
 
 def in_progress_row(thread: Unfinished, sample: dict[str, Any]) -> dict[str, Any]:
-    """A sample still in a checkpoint, shaped like its future condor.db row."""
-    values = thread.values
-    tag_path = values.get("tag_path") or []
-    rounds = sample.get("rounds") or []
-    return {
-        "id": sample["id"],
-        "position": sample.get("position"),
-        "call_index": values.get("call_index"),
-        "tag_path": " > ".join(tag_path) if isinstance(tag_path, list) else str(tag_path),
-        "task_type": values.get("task_type"),
-        "difficulty": sample.get("difficulty"),
-        "language": values.get("language"),
-        "question": sample.get("question"),
-        "void_answer": sample.get("void_answer"),
-        "refined_answer": sample.get("answer") if sample.get("status") == "done" else None,
-        "rounds": sum(1 for r in rounds if r.get("revised_answer")),
-        "first_score": rounds[0]["score"] if rounds else None,
-        "final_score": rounds[-1]["score"] if rounds and not rounds[-1].get("revised_answer") else None,
-        "status": sample.get("status"),
-        "error": sample.get("error"),
-        "repairs": sample.get("repairs"),
-        "tokens_in": sample.get("tokens_in"),
-        "tokens_out": sample.get("tokens_out"),
-    }
+    """A sample still in a checkpoint, shaped like its future condor.db row (with its status as it stands)."""
+    return {**sample_row(thread.values, sample, 0.0), "status": sample.get("status")}  # type: ignore[arg-type]
 
 
 def story(

@@ -15,7 +15,7 @@ from prompts.markers import ParseError
 from prompts.questions import parse_questions
 from prompts.revision import parse_revision
 from prompts.tags import parse_tags
-from tests.reply_corpus import CASES, Case
+from tests.unit.reply_corpus import CASES, Case
 
 PARSERS: dict[str, Callable[[str], Any]] = {
     "questions": parse_questions,

@@ -5,7 +5,7 @@ through the real HTTP client); `--latency` simulates a slow server and `max_in_f
 With `realistic=True` (`--realistic`) it answers the way real instruct models do (prose, reasoning blocks,
 markdown, bracketed words inside content, a few broken replies) and records in `sent` (also `GET /sent`) the exact
 content each reply carries, so a test can check that what a run stored is what the server sent.
-Run: python -m tests.openai_stub --port 0 [--latency 0.05] [--realistic]  (prints the port it listens on).
+Run: python -m benchmarks.openai_stub --port 0 [--latency 0.05] [--realistic]  (prints the port it listens on).
 """
 
 from __future__ import annotations
@@ -395,7 +395,7 @@ def _write_questions(
 ) -> tuple[str, dict[str, str] | None]:
     topics = TOPIC.findall(user)
     leaf = topics[-1].split(" > ")[-1].strip() if topics else "this topic"
-    text = {k: v.format(leaf=leaf) if isinstance(v, str) else tuple(t.format(leaf=leaf) for t in v)
+    text: dict[str, Any] = {k: v.format(leaf=leaf) if isinstance(v, str) else tuple(t.format(leaf=leaf) for t in v)
             for k, v in WRITER_TEXT[lang].items()}  # fmt: skip
     if broken:
         return _wrap(rng, lang, text["refusal"], text, forms, think=0.3), None
@@ -594,7 +594,7 @@ class StubServer:
 
     async def _reply(self, body: dict[str, Any], fault: str | None) -> web.Response:
         messages = body.get("messages", [])
-        record = realistic_reply(messages) if self.realistic else {"raw": reply_for(messages)}
+        record: dict[str, Any] = realistic_reply(messages) if self.realistic else {"raw": reply_for(messages)}
         content = record["raw"]
         finish_reason = "stop"
         if fault == "429":

@@ -13,7 +13,7 @@ from condor_state.context import Context
 from condor_state.dataset import Dataset
 from graphs.graph import builder
 from graphs.runner import RunError, finish_thread, run_job
-from tests.test_graph import use_fake_model
+from tests.unit.conftest import use_fake_model
 
 SERVED = Context(base_url="http://127.0.0.1:9/v1", concurrency=4)  # the model itself is the fake
 
@@ -93,6 +93,6 @@ def test_a_change_of_backend_grammar_or_prompts_is_refused(monkeypatch: pytest.M
         asyncio.run(run_job(tmp_path, 3, Context()))
     with pytest.raises(RunError, match="grammar: False -> True"):
         asyncio.run(run_job(tmp_path, 3, Context(base_url=SERVED.base_url, grammar=True)))
-    monkeypatch.setattr("graphs.runner.prompt_version", lambda: "another")
-    with pytest.raises(RunError, match="prompt_version: '[0-9a-f]{12}' -> 'another'"):
+    monkeypatch.setattr("condor_state.rundir.prompt_version", lambda: "another")
+    with pytest.raises(RunError, match=r"prompt_version: '[0-9a-f]{12}' -> 'another'"):
         asyncio.run(run_job(tmp_path, 3, SERVED))

@@ -3,37 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
-import agents.model_call
 from condor_state.context import Context
 from graphs.graph import builder, recursion_limit
-from tests.fake_chat import FakeChatModel
-
-Script = Callable[[str, list[dict]], str | tuple[str, str] | None] | None
-
-
-def use_fake_model(monkeypatch: pytest.MonkeyPatch, script: Script = None) -> tuple[list[str], list[Any]]:
-    """Every role's model becomes a FakeChatModel; returns the shared call log and conversation log."""
-    calls: list[str] = []
-    conversations: list[Any] = []
-
-    def fake_chat_model(_: Context, role: str, loop: object = None) -> FakeChatModel:
-        return FakeChatModel(role=role, script=script, calls=calls, conversations=conversations)
-
-    monkeypatch.setattr(agents.model_call, "chat_model", fake_chat_model)
-    return calls, conversations
+from tests.unit.conftest import use_fake_model
+from tests.unit.fake_chat import Script
 
 
-def run_batch(monkeypatch: pytest.MonkeyPatch, context: Context, script: Script = None, **inputs: Any) -> dict:
+def run_batch(
+    monkeypatch: pytest.MonkeyPatch, context: Context, script: Script | None = None, **inputs: Any
+) -> dict[str, Any]:
     calls, conversations = use_fake_model(monkeypatch, script)
     graph = builder.compile(checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "t"}, "recursion_limit": recursion_limit(context)}
-    state = asyncio.run(graph.ainvoke({"call_index": 0, "keep": 3, **inputs}, config, context=context))
+    config: RunnableConfig = {"configurable": {"thread_id": "t"}, "recursion_limit": recursion_limit(context)}
+    batch_input: Any = {"call_index": 0, "keep": 3, **inputs}
+    state = asyncio.run(graph.ainvoke(batch_input, config, context=context))
     state["_calls"] = calls
     state["_conversations"] = conversations
     return state
@@ -203,7 +192,7 @@ def test_many_rounds_fit_in_the_recursion_limit(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_the_run_seed_reaches_the_served_model() -> None:
-    from graphs.models import chat_model
+    from agents.models import chat_model
 
-    model = chat_model(Context(base_url="http://127.0.0.1:9/v1", seed=1234), "critic")
-    assert model.seed == 1234  # type: ignore[attr-defined]
+    model: Any = chat_model(Context(base_url="http://127.0.0.1:9/v1", seed=1234), "critic")
+    assert model.seed == 1234

@@ -9,14 +9,13 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from tests.openai_stub import reply_for
-
+from benchmarks.openai_stub import reply_for
 
 Script = Callable[[str, list[dict[str, Any]]], "str | tuple[str, str] | None"]
 
 
 class FakeChatModel(BaseChatModel):
-    """Answers like tests.openai_stub, unless `script(role, messages)` returns a reply to use instead (a text, or
+    """Answers like benchmarks.openai_stub, unless `script(role, messages)` returns a reply to use instead (a text, or
     a (text, finish_reason) pair)."""
 
     role: str = ""

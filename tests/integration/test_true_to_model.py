@@ -9,7 +9,6 @@ Real subprocess CLI, real SQLite, the stub on 127.0.0.1.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import urllib.request
 from collections import defaultdict
@@ -19,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.openai_stub import FORMS, QUESTIONS, TOPIC, StubServer, realistic_reply
+from benchmarks.openai_stub import TOPIC, StubServer
+from tests.integration.conftest import run_cli
+from tests.stub_requests import chat
 
 
 @pytest.fixture
@@ -52,101 +52,6 @@ def topic_of(entry: dict[str, Any]) -> str:
 
 def first_user(entry: dict[str, Any]) -> str:
     return next(m["content"] for m in entry["messages"] if m["role"] == "user")
-
-
-# A reference reader of the format, as strict about structure as a correct tolerant parser must be: a leading
-# reasoning block is dropped, markers may use full-width brackets and markdown bold, content is what lies between
-# a start marker and its own end marker, and a score is the number given, not the scale it is given on.
-LEADING_THINK = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)
-
-
-def _m(words: str) -> str:
-    return r"\**[\[【]\s*" + words + r"\s*[\]】]\**"
-
-
-QUESTION_BLOCK = re.compile(
-    _m("(Easy|Medium|Hard)") + r"\s*" + _m("Question Start") + "(.*?)" + _m("Question End"), re.DOTALL
-)
-SECTION_WORDS = {"strengths": "Strength", "weaknesses": "Weakness", "suggestions": "Suggestion", "score": "Score"}
-SECTIONS = {n: re.compile(_m(f"{w} Start") + "(.*?)" + _m(f"{w} End"), re.DOTALL) for n, w in SECTION_WORDS.items()}
-IMPROVED = re.compile(_m("Improved Answer Start") + "(.*?)" + _m("Improved Answer End"), re.DOTALL)
-SCALE = re.compile(r"1\s*-\s*10|(?:/|out of)\s*10")
-
-
-def reference_read(role: str, raw: str) -> dict[str, Any] | None:
-    """The content pieces of a reply, or None when it lacks what its format requires."""
-    text = LEADING_THINK.sub("", raw, count=1)
-    if role == "responder":
-        return {"answer": text.strip()}
-    if role == "question_writer":
-        found: dict[str, str] = {}
-        for block in QUESTION_BLOCK.finditer(text):
-            found.setdefault(block.group(1), block.group(2).strip())
-        return found or None
-    if role == "reviser":
-        improved = IMPROVED.search(text)
-        return {"improved_answer": improved.group(1).strip()} if improved and improved.group(1).strip() else None
-    parts = {name: pattern.search(text) for name, pattern in SECTIONS.items()}
-    if not all(parts.values()):
-        return None
-    pieces: dict[str, Any] = {name: part.group(1).strip() for name, part in parts.items() if part}
-    number = re.search(r"\d+", SCALE.sub("", pieces["score"]))
-    return {**pieces, "score": int(number.group(0))} if number else None
-
-
-# Requests shaped like the project's prompts (system instructions naming the format, the task in the user turn),
-# written out here so that these tests of the stub do not depend on the prompt modules being edited.
-SYSTEM = {
-    "question_writer": "Reply with exactly this format:\n[Easy][Question Start]...[Question End]\n[Medium]...",
-    "critic": "Reply with exactly this format:\n[Strength Start]1. ...[Strength End]\n...[Score Start]N[Score End]",
-    "reviser": "Reply with exactly this format:\n[Improved Answer Start]...[Improved Answer End]",
-}
-ZH = "严格按以下格式回复："
-
-
-def chat(role: str, user: str, zh: bool) -> list[dict[str, str]]:
-    system = (ZH if zh else "") + SYSTEM[role]
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
-def synthetic_requests(n: int) -> Iterator[list[dict[str, str]]]:
-    """Requests of every role, in both languages, and the repair re-ask of each formatted one."""
-    for i in range(n):
-        zh = bool(i % 2)
-        topic = f"话题：健康 > 睡眠 > 午睡{i}" if zh else f"Topic: Health > Sleep > Naps {i}"
-        q = f"怎样睡好午觉{i}？" if zh else f"How long should a nap be, case {i}?"
-        fix = [{"role": "assistant", "content": "bad"}, {"role": "user", "content": "Reply again in the format."}]
-        first, revised = f"An answer {i}.", f"A better answer {i}. I hope this fuller version helps."
-        for messages in (
-            chat("question_writer", f"Example 1\nTopic: Food > Baking\n...\n\nNow write.\n{topic}", zh),
-            [{"role": "user", "content": q}],
-            chat("critic", f"Example ... [Score End]\n\nQuestion: {q}\nAnswer: {first}\nCritique:", zh),
-            chat("critic", f"Example ... [Score End]\n\nQuestion: {q}\nAnswer: {revised}\nCritique:", zh),
-            chat("reviser", f"Question:\n{q}\n\nAnswer:\n{first}\n\nStrengths:\n1. a", zh),
-        ):
-            yield messages
-            if messages[0]["role"] == "system":
-                yield [*messages, *fix]
-
-
-def test_realistic_replies_cover_every_listed_form_and_carry_exactly_the_recorded_pieces() -> None:
-    seen: dict[str, set[str]] = defaultdict(set)
-    broken = eligible = 0
-    for messages in synthetic_requests(300):
-        sent = realistic_reply(messages)
-        seen[sent["role"]].update(sent["forms"])
-        assert realistic_reply(messages) == sent  # chosen from the request: a run is reproducible
-        assert reference_read(sent["role"], sent["raw"]) == sent["pieces"], sent["raw"]
-        if sent["role"] == "critic" and sent["pieces"]:
-            assert (sent["pieces"]["score"] >= 8) == ("revised" in sent["forms"])  # one revision round
-        if not sent["repair"] and sent["role"] != "responder":
-            eligible += 1
-            broken += sent["broken"]
-        if sent["repair"]:
-            assert not sent["broken"] and sent["raw"].lstrip().startswith("[")  # canonical format
-    assert {role: FORMS[role] - seen[role] for role in FORMS} == {role: set() for role in FORMS}
-    assert 0.02 <= broken / eligible <= 0.06
-    assert ("short_zh", "怎样煮好米饭？") in QUESTIONS["zh"]  # 7 characters: a real question can be that short
 
 
 def test_the_server_records_each_reply_with_its_request_and_serves_it_at_sent(realistic_stub: StubServer) -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import sqlite_utils
 
-from tests.conftest import ROOT, cli_env, run_cli
-from tests.openai_stub import StubServer
+from benchmarks.openai_stub import StubServer
+from tests.conftest import ROOT
+from tests.integration.conftest import cli_env, run_cli
 
 HOLD = "import sys, time; from pathlib import Path; from condor_state import rundir; rundir.hold(Path(sys.argv[1])); print('held', flush=True); time.sleep(60)"  # noqa: E501
 

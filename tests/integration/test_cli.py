@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import sqlite_utils
 
-from tests.conftest import run_cli
-from tests.openai_stub import StubServer
-
-CONTRACT_COLUMNS = {
-    "id", "tag_path", "task_type", "difficulty", "language", "question", "void_answer",
-    "refined_answer", "rounds", "final_score", "status", "error",
-}  # fmt: skip
+from benchmarks.openai_stub import StubServer
+from tests.integration.conftest import CONTRACT_COLUMNS, run_cli
 
 
 def test_run_ends_with_exactly_n_rows_through_an_openai_compatible_server(tmp_path: Path, stub: StubServer) -> None:
@@ -92,9 +88,9 @@ def test_export_messages_and_sharegpt(tmp_path: Path, stub: StubServer) -> None:
     assert "(revised)" not in first["conversations"][1]["value"]
 
 
-def one_line_error(result: object) -> None:
-    assert result.returncode != 0  # type: ignore[attr-defined]
-    err = result.stderr  # type: ignore[attr-defined]
+def one_line_error(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode != 0
+    err = result.stderr
     assert "Traceback" not in err and err.count("\n") == 1, err
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from condor_state.context import Context, SettingError, data_settings, defaults, options_table
-from graphs.cli import add_context_flags, context_from
-
-ROOT = Path(__file__).resolve().parent.parent
+from graphs.options import add_context_flags, context_from
+from tests.conftest import ROOT
 
 
 def test_the_readme_options_table_is_the_one_derived_from_context() -> None:
@@ -27,9 +26,9 @@ def test_the_readme_options_table_is_the_one_derived_from_context() -> None:
         ({"max_tokens": 8}, "max_tokens must be 0 (automatic) or at least 16"),
     ],
 )
-def test_out_of_range_settings_are_refused_by_context_itself(settings: dict[str, object], message: str) -> None:
+def test_out_of_range_settings_are_refused_by_context_itself(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        Context(**settings)  # type: ignore[arg-type]
+        Context(**settings)
 
 
 def test_a_setting_left_at_its_default_takes_its_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:

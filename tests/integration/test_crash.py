@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import signal
@@ -12,21 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT, cli_env, run_cli
-from tests.openai_stub import StubServer
+from benchmarks.openai_stub import StubServer
+from tests.conftest import ROOT
+from tests.integration.conftest import cli_env, run_cli, stored
 
 SAMPLES = 60
 KEY = "sk-condor-crash-test-key-0123456789"
-
-
-def stored(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:  # closed at once: a connection left open here would see the run's WAL files deleted under it
-        with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
-            return int(conn.execute("select count(*) from samples").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
 
 
 def test_sigkill_at_random_moments_then_rerun_gives_exactly_n_unique_rows(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, cli_env, run_cli
-from tests.openai_stub import StubServer
-from tests.test_crash import stored
+from benchmarks.openai_stub import StubServer
+from tests.conftest import ROOT
+from tests.integration.conftest import cli_env, run_cli, stored
 
 
 @pytest.fixture

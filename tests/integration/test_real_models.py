@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from graphs.models import gguf_path
-from tests.conftest import ROOT, cli_env, run_cli, wait_until_up
-from tests.test_cli import CONTRACT_COLUMNS
+from agents.models import gguf_path
+from tests.conftest import ROOT
+from tests.integration.conftest import CONTRACT_COLUMNS, cli_env, free_port, run_cli, wait_until_up
 
 pytestmark = pytest.mark.model
 FAST = ("--max-rounds", "1", "--max-tokens", "320", "--max-repairs", "2")
@@ -46,12 +45,6 @@ def test_embedded_model_run(tmp_path: Path) -> None:
     # the 270M base model is stochastic and weak: what is checked is that samples finish through the whole
     # machine on the real model, and that any that do not are recorded with their reason (check_run_dir)
     assert sum(r["status"] == "done" for r in rows) >= 1, [r["error"] for r in rows]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

