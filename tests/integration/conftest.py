@@ -71,8 +71,8 @@ def stored(db: Path) -> int:
     """Sample rows in a run's condor.db as another process sees them (0 while it does not exist yet)."""
     if not db.exists():
         return 0
-    try:  # closed at once: a connection left open here would see the run's WAL files deleted under it
-        with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+    try:  # read-only (it never checkpoints the run's WAL) and closed at once (it never sees the WAL removed under it)
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
             return int(conn.execute("select count(*) from samples").fetchone()[0])
     except sqlite3.OperationalError:
         return 0

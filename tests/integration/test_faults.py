@@ -36,7 +36,7 @@ def test_run_survives_a_server_that_fails_a_fifth_of_its_requests(tmp_path: Path
     assert len(rows) == 30 and len({r[0] for r in rows}) == 30
     for _, status, error, _ in rows:
         assert status in {"done", "failed"}
-        assert (status == "failed") == bool(error)
+        assert bool(error) == (status == "failed") or error.startswith("final score unknown: critic: ")
     # transport faults are retried by the client and bad replies repaired: most samples still finish
     assert sum(r[1] == "done" for r in rows) >= 24
     assert sum(r[3] for r in rows) > 0  # repairs happened and were counted

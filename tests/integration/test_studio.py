@@ -22,7 +22,7 @@ from langgraph_sdk import get_client
 
 from benchmarks.openai_stub import StubServer
 from tests.conftest import ROOT
-from tests.integration.conftest import cli_env, free_port, wait_until_up
+from tests.integration.conftest import cli_env, free_port, run_cli, wait_until_up
 
 ROLES = {"tag_sampler", "question_writer", "responder", "critic", "reviser"}
 PINNED: dict[str, Any] = {
@@ -215,8 +215,8 @@ def test_embedded_model_in_studio_runs_to_the_end_and_forks_with_another_thresho
         assistants = await client.assistants.search(graph_id="condor")
         graph = await client.assistants.get_graph(assistants[0]["assistant_id"])
         thread_id = (await client.threads.create())["thread_id"]
-        # threshold 11 is never reached: the loop runs its one revision
-        final = await client.runs.wait(thread_id, "condor", input=PINNED, context={**FAST, "threshold": 11})
+        # threshold 10 is not reached by the 270M model's first answer (seeded, so always the same): one revision
+        final = await client.runs.wait(thread_id, "condor", input=PINNED, context={**FAST, "threshold": 10})
         history = await client.threads.get_history(thread_id, limit=50)
         before_critic = next(c for c in reversed(history) if c["next"] == ["critic"])
         forked = await client.runs.wait(
@@ -289,3 +289,15 @@ def test_embedded_model_in_studio_critiques_an_answer_edited_before_the_critic(e
     update = next(c for c in r["history"] if c["metadata"]["source"] == "update")
     assert update["next"] == ["critic"] and only_sample(update["values"])["answer"] == LONG_EDIT
     assert nodes_run(r["history"])[-3:] == [["critic"], ["critic"], []]  # paused, edited, critiqued: the end
+
+
+def test_studio_refuses_the_same_out_of_range_setting_as_the_cli(langgraph_dev: str, tmp_path: Path) -> None:
+    async def scenario() -> Any:
+        client = get_client(url=langgraph_dev)
+        thread = await client.threads.create()
+        return await client.runs.wait(thread["thread_id"], "condor", input=PINNED, context={"threshold": 0})
+
+    with pytest.raises(Exception, match="SettingError: threshold must be between 1 and 10, not 0"):
+        asyncio.run(scenario())
+    cli = run_cli("graphs.run", "--samples", "3", "--out", str(tmp_path / "r"), "--threshold", "0")
+    assert cli.returncode == 2 and "--threshold must be between 1 and 10, not 0" in cli.stderr
