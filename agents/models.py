@@ -37,9 +37,10 @@ class ModelUnavailable(RuntimeError):
     """The configured model cannot be used at all (missing file, unreachable endpoint)."""
 
 
-def chat_model(context: Context, role: str, http_async_client: Any = None) -> Runnable[Any, BaseMessage]:
-    """A new chat model for the role: the embedded llama.cpp weights bound to the role's settings (and grammar),
-    or ChatOpenAI on the given HTTP client (one per event loop: aiohttp costs a tenth of httpx's CPU per request)."""
+def chat_model(context: Context, role: str, shared: ModelPool | None = None) -> Runnable[Any, BaseMessage]:
+    """A new chat model for the role: the embedded llama.cpp weights bound to the role's settings (and grammar);
+    for a server, the lean OpenAIChat (a fifth of ChatOpenAI's CPU per request) or ChatOpenAI (--client openai),
+    on the pool's connections when a pool is given (one per event loop)."""
     grammar = GRAMMARS.get(role) if context.uses_grammar else None
     if context.embedded:
         kwargs: dict[str, Any] = {
@@ -53,19 +54,35 @@ def chat_model(context: Context, role: str, http_async_client: Any = None) -> Ru
 
             kwargs["grammar"] = LlamaGrammar.from_string(grammar(context.max_tokens), verbose=False)
         return embedded_model(context.model_for(role) if role else context.model, context.n_ctx).bind(**kwargs)
+    name = (context.model_for(role) if role else context.model) or "default"
+    body = {"grammar": grammar(context.max_tokens)} if grammar else None  # llama.cpp servers take a GBNF grammar
+    if context.client == "condor":
+        from agents.openai_chat import OpenAIChat
+
+        return OpenAIChat(
+            base_url=context.base_url,
+            model=name,
+            temperature=context.temperature,
+            max_tokens=context.max_tokens,
+            seed=context.seed,  # servers that sample reproducibly (OpenAI, vLLM, llama.cpp) honour it
+            timeout=context.timeout,
+            max_retries=context.max_retries,  # backoff honours Retry-After
+            extra_body=body,
+            session=shared.http("condor") if shared else None,
+        )
     from langchain_openai import ChatOpenAI
 
     return ChatOpenAI(
         base_url=context.base_url,
-        model=(context.model_for(role) if role else context.model) or "default",
+        model=name,
         api_key=os.environ.get("OPENAI_API_KEY") or "not-needed",
         temperature=context.temperature,
         max_completion_tokens=context.max_tokens,
         seed=context.seed,  # servers that sample reproducibly (OpenAI, vLLM, llama.cpp) honour it
         timeout=context.timeout,
         max_retries=context.max_retries,  # the client's backoff honours Retry-After
-        extra_body={"grammar": grammar(context.max_tokens)} if grammar else None,  # llama.cpp servers take GBNF
-        http_async_client=http_async_client,
+        extra_body=body,
+        http_async_client=shared.http("openai") if shared else None,
     )
 
 
@@ -75,7 +92,7 @@ class ModelPool:
 
     def __init__(self) -> None:
         self._models: dict[tuple[Any, ...], Runnable[Any, BaseMessage]] = {}
-        self._http: Any = None
+        self._http: dict[str, Any] = {}
         self._gates: dict[int, asyncio.Semaphore] = {}
         self._buckets: dict[float, InMemoryRateLimiter] = {}
         self._load_lock = threading.Lock()
@@ -88,13 +105,22 @@ class ModelPool:
             if context.embedded:
                 model = await asyncio.to_thread(self._load, context, role)
             else:
-                if self._http is None:
-                    from openai import DefaultAioHttpClient
-
-                    self._http = DefaultAioHttpClient()
-                model = chat_model(context, role, self._http)
+                model = chat_model(context, role, self)
             self._models[key] = model
         return model
+
+    def http(self, client: str) -> Any:
+        """The loop's connection pool for a client kind: an aiohttp session, or the OpenAI SDK's aiohttp client."""
+        if client not in self._http:
+            if client == "condor":
+                import aiohttp
+
+                self._http[client] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            else:
+                from openai import DefaultAioHttpClient
+
+                self._http[client] = DefaultAioHttpClient()
+        return self._http[client]
 
     def _load(self, context: Context, role: str) -> Runnable[Any, BaseMessage]:
         with self._load_lock:
@@ -122,14 +148,16 @@ class ModelPool:
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool, so no session is left open."""
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        for client, http in self._http.items():
+            await (http.close() if client == "condor" else http.aclose())
+        self._http.clear()
         self._models.clear()
 
 
-_MODEL_SETTINGS = ("base_url", "model", "question_writer_model", "responder_model", "critic_model", "reviser_model",
-                   "temperature", "max_tokens", "timeout", "seed", "grammar", "max_retries", "n_ctx")  # fmt: skip
+_MODEL_SETTINGS = (  # what makes two role models different
+    "base_url", "model", "question_writer_model", "responder_model", "critic_model", "reviser_model",
+    "temperature", "max_tokens", "timeout", "seed", "grammar", "max_retries", "n_ctx", "client",
+)  # fmt: skip
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ModelPool] = weakref.WeakKeyDictionary()
 
 

@@ -32,12 +32,12 @@ def setting(
     env: str = "",
     low: float | None = None,
     high: float | None = None,
+    choices: tuple[str, ...] = (),
     data: bool = False,
 ) -> Any:
     """A Context field: `data` marks settings that change the data (a resume with another value is refused)."""
-    return field(
-        default=default, metadata={"description": description, "env": env, "low": low, "high": high, "data": data}
-    )
+    metadata = {"description": description, "env": env, "low": low, "high": high, "choices": choices, "data": data}
+    return field(default=default, metadata=metadata)
 
 
 def _role_model(role: str) -> Any:
@@ -78,6 +78,10 @@ class Context:
     concurrency: int = setting(16, "Most model requests in flight, all roles together.", low=1)
     rpm: float = setting(0.0, "Most requests per minute, all roles together (0: no limit).", low=0)
     timeout: float = setting(300.0, "Seconds before one model request gives up.", low=1)
+    client: str = setting(
+        "condor", "HTTP client for a served model: condor (lean, aiohttp) or openai (the OpenAI SDK, via ChatOpenAI).",
+        env="CONDOR_CLIENT", choices=("condor", "openai"),
+    )  # fmt: skip
     max_retries: int = setting(
         6, "Transport retries of one request (429, 5xx, timeouts), honouring Retry-After.", env="CONDOR_MAX_RETRIES",
         low=0,
@@ -124,6 +128,9 @@ def _from_env(f: Field[Any], text: str) -> Any:
 
 
 def _check_range(f: Field[Any], value: Any) -> None:
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise SettingError(f.name, f"must be one of {', '.join(choices)}, not {value!r}")
     low, high = f.metadata.get("low"), f.metadata.get("high")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
@@ -156,6 +163,7 @@ def options_table() -> str:
         default = {True: "on", False: "off", "": ""}.get(f.default, f"`{f.default}`")
         low, high = f.metadata.get("low"), f.metadata.get("high")
         span = f"{low:g}–{high:g}" if high is not None else f"≥ {low:g}" if low is not None else ""
+        span = " \\| ".join(f.metadata.get("choices") or ()) or span
         env = f"`{f.metadata['env']}`" if f.metadata.get("env") else ""
         data = "yes" if f.metadata.get("data") else ""
         rows.append(f"| `{flag(f.name)}` | {default} | {span} | {env} | {data} | {f.metadata['description']} |")

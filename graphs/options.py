@@ -45,7 +45,8 @@ def add_context_flags(parser: argparse.ArgumentParser, names: Iterable[str] | No
         if isinstance(f.default, bool):
             parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            parser.add_argument(flag(f.name), type=type(f.default), default=None, help=help_text)
+            choices = f.metadata.get("choices") or None
+            parser.add_argument(flag(f.name), type=type(f.default), default=None, choices=choices, help=help_text)
 
 
 def context_from(prog: str, args: argparse.Namespace) -> Context:

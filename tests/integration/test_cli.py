@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 
 from benchmarks.openai_stub import StubServer
@@ -54,15 +55,18 @@ def test_resume_with_data_changing_settings_is_refused(tmp_path: Path, stub: Stu
     assert harmless.returncode == 0, harmless.stderr
 
 
-def test_concurrency_bounds_requests_in_flight(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["condor", "openai"])
+def test_concurrency_bounds_requests_in_flight(tmp_path: Path, client: str) -> None:
     server = StubServer(latency=0.05).start()
     try:
         result = run_cli(
             "graphs.run", "--samples", "24", "--out", str(tmp_path / "r"), "--base-url", server.base_url,
-            "--concurrency", "3",
+            "--concurrency", "3", "--client", client,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert server.max_in_flight == 3  # reached, never exceeded
+        rows = sqlite_utils.Database(tmp_path / "r" / "condor.db")["samples"].count
+        assert rows == 24 and server.requests == 8 + 24 * 4  # every request once: exactly-once, whichever client
     finally:
         server.shutdown()
         server.server_close()

@@ -16,13 +16,14 @@ from tests.conftest import ROOT
 from tests.integration.conftest import cli_env, run_cli, stored
 
 
-def test_run_survives_a_server_that_fails_a_fifth_of_its_requests(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["condor", "openai"])
+def test_run_survives_a_server_that_fails_a_fifth_of_its_requests(tmp_path: Path, client: str) -> None:
     server = StubServer(latency=0.01, faults=0.2, hang=2.0).start()
     out = tmp_path / "run"
     try:
         result = run_cli(
             "graphs.run", "--samples", "30", "--out", str(out), "--base-url", server.base_url,
-            "--concurrency", "6", "--timeout", "1", timeout=600, CONDOR_MAX_RETRIES="4",
+            "--concurrency", "6", "--timeout", "1", timeout=600, CONDOR_MAX_RETRIES="4", CONDOR_CLIENT=client,
         )  # fmt: skip
     finally:
         server.shutdown()
