@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import os
 import threading
+import urllib.error
+import urllib.request
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -181,19 +183,21 @@ def check_model(context: Context) -> None:
     if context.embedded:
         embedded_model(context.model, context.n_ctx)
         return
-    from openai import APIConnectionError, APIStatusError, AuthenticationError, OpenAI
-
-    client = OpenAI(
-        base_url=context.base_url, api_key=os.environ.get("OPENAI_API_KEY") or "not-needed", timeout=15, max_retries=1
+    # one GET with the standard library: importing an HTTP SDK for it would delay every run's first request
+    request = urllib.request.Request(
+        context.base_url.rstrip("/") + "/models",
+        headers={"Authorization": f"Bearer {os.environ.get('OPENAI_API_KEY') or 'not-needed'}"},
     )
     try:
-        client.models.list()
-    except AuthenticationError:
-        raise ModelUnavailable(f"{context.base_url} refused the API key (set OPENAI_API_KEY)") from None
-    except APIConnectionError as exc:
-        raise ModelUnavailable(f"cannot reach {context.base_url}: {exc.__cause__ or exc}") from None
-    except APIStatusError:
-        pass  # some servers do not list models; the endpoint answered, which is what matters here
+        with urllib.request.urlopen(request, timeout=15):
+            pass
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise ModelUnavailable(f"{context.base_url} refused the API key (set OPENAI_API_KEY)") from None
+        # any other status: some servers do not list models; the endpoint answered, which is what matters here
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ModelUnavailable(f"cannot reach {context.base_url}: {reason}") from None
 
 
 @lru_cache(maxsize=4)

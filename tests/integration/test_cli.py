@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import sqlite3
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,24 @@ def test_custom_tree_drives_the_tags(tmp_path: Path, stub: StubServer) -> None:
     assert result.returncode == 0, result.stderr
     paths = {r["tag_path"] for r in sqlite_utils.Database(out / "condor.db")["samples"].rows}
     assert paths == {"Astronomy > Telescopes > Dobsonian collimation", "Knitting > Cable stitches"}  # roots alternate
+
+
+def test_a_refused_api_key_is_one_line_before_any_work(tmp_path: Path) -> None:
+    class Refusing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        result = run_cli("graphs.run", "--samples", "3", "--out", str(tmp_path / "r"), "--base-url", url,
+                         OPENAI_API_KEY="sk-wrong")  # fmt: skip
+    finally:
+        server.shutdown()
+    one_line_error(result)
+    assert "refused the API key (set OPENAI_API_KEY)" in result.stderr and "sk-wrong" not in result.stderr
