@@ -58,7 +58,7 @@ async def engine(out: Path, samples: int) -> float:
     """run_job as graphs.run runs it (graph, prompts, parsing, checkpoints, storage), the model call instant."""
     instant = InstantModel()
 
-    def instant_model(context: Context, role: str, http_async_client: Any = None) -> Any:
+    def instant_model(context: Context, role: str, shared: agents.models.ModelPool | None = None) -> Any:
         return instant
 
     agents.models.chat_model = instant_model  # what the pool builds each role's model with
