@@ -16,7 +16,7 @@ def use_fake_model(monkeypatch: pytest.MonkeyPatch, script: Script | None = None
     calls: list[str] = []
     conversations: list[Any] = []
 
-    def fake_chat_model(_: Context, role: str, http_async_client: object = None) -> FakeChatModel:
+    def fake_chat_model(_: Context, role: str, shared: object = None) -> FakeChatModel:
         return FakeChatModel(role=role, script=script, calls=calls, conversations=conversations)
 
     monkeypatch.setattr(agents.models, "chat_model", fake_chat_model)  # what ModelPool.for_role builds from

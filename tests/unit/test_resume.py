@@ -96,3 +96,32 @@ def test_a_change_of_backend_grammar_or_prompts_is_refused(monkeypatch: pytest.M
     monkeypatch.setattr("condor_state.rundir.prompt_version", lambda: "another")
     with pytest.raises(RunError, match=r"prompt_version: '[0-9a-f]{12}' -> 'another'"):
         asyncio.run(run_job(tmp_path, 3, SERVED))
+
+
+def test_a_call_interrupted_while_keeping_one_question_finishes_all_three_when_the_run_grows(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    from condor_state.rundir import CHECKPOINTS, thread_id
+
+    calls, _ = use_fake_model(monkeypatch)
+    asyncio.run(run_job(tmp_path, 4, SERVED))  # call 0 keeps 3, call 1 keeps 1
+    dataset = Dataset.in_dir(tmp_path)  # back to before call 1 was stored
+    dataset.db.execute("DELETE FROM rounds WHERE sample_id = 's0-0000003'")
+    dataset.db.execute("DELETE FROM samples WHERE call_index = 1")
+    dataset.db.execute("DELETE FROM calls WHERE call_index = 1")
+    dataset.close()
+
+    async def halt_call_one() -> None:  # as if killed before its critique, still keeping one question
+        async with AsyncSqliteSaver.from_conn_string(str(tmp_path / CHECKPOINTS)) as saver:
+            halted = builder.compile(checkpointer=saver, interrupt_before=["critic"])
+            config: Any = {"configurable": {"thread_id": thread_id(0, 1)}}
+            await halted.ainvoke({"call_index": 1, "keep": 1}, config, context=SERVED)
+
+    asyncio.run(halt_call_one())
+    writer_calls = calls.count("question_writer")
+    grown = asyncio.run(run_job(tmp_path, 6, SERVED))
+    assert (grown.resumed_threads, grown.done, grown.interrupted) == (1, 3, False)
+    assert calls.count("question_writer") == writer_calls  # Medium and Hard come from the halted call's reply
+    assert [r["difficulty"] for r in rows(tmp_path) if r["call_index"] == 1] == ["Easy", "Medium", "Hard"]
