@@ -54,6 +54,25 @@ class InstantModel:
         )
 
 
+async def bare(base_url: str, requests: int, concurrency: int) -> float:
+    """A bare aiohttp client posting the same critic prompt and reading the reply: the floor of client CPU."""
+    import aiohttp
+
+    messages = build_messages("What limits the speed of sound in air?", "Temperature, mostly. " * 40, "en")
+    body = {"model": "default", "messages": messages, "max_tokens": 4096, "temperature": 0.7}
+    gate = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession() as session:
+
+        async def one() -> None:
+            async with gate, session.post(base_url + "/chat/completions", json=body) as reply:
+                await reply.read()
+
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        started = time.process_time()
+        await asyncio.gather(*(one() for _ in range(requests)))
+        return time.process_time() - started
+
+
 async def engine(out: Path, samples: int) -> float:
     """run_job as graphs.run runs it (graph, prompts, parsing, checkpoints, storage), the model call instant."""
     instant = InstantModel()
@@ -71,6 +90,8 @@ def main() -> None:
     what, *args = sys.argv[1:]
     if what == "client":
         seconds = asyncio.run(client(args[0], int(args[1]), int(args[2])))
+    elif what == "bare":
+        seconds = asyncio.run(bare(args[0], int(args[1]), int(args[2])))
     else:
         seconds = asyncio.run(engine(Path(args[0]), int(args[1])))
     print(f"{seconds:.4f}")
