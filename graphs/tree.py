@@ -100,7 +100,12 @@ def stats_command(file: str | None, as_json: bool) -> int:
 
 def expand_command(args: Any) -> int:
     context = context_from(PROG, args)
-    try:  # the run's language mix; growing takes every language it names (en,zh and en=0.5,zh=0.5 alike)
+    # the run's language mix: growing takes every language it names (en,zh and en=0.5,zh=0.5 alike)
+    named = [part.partition("=")[0].strip() for part in context.languages.split(",") if part.strip()]
+    unknown = [lang for lang in named if lang not in LANGUAGES]
+    if not named or unknown:
+        fail(PROG, f"--languages: unknown language '{(unknown or [''])[0]}' (expected {', '.join(LANGUAGES)})", 2)
+    try:
         languages = list(parse_language_mix(context.languages, LANGUAGES))
     except LanguageMixError as exc:
         fail(PROG, str(exc), 2)
