@@ -26,12 +26,17 @@ CONTRACT_COLUMNS = {
 }  # fmt: skip
 
 
-@pytest.fixture
-def stub() -> Iterator[StubServer]:
-    server = StubServer(latency=0.01).start()
+def serving(latency: float) -> Iterator[StubServer]:
+    """A stub server on loopback for the length of a fixture."""
+    server = StubServer(latency=latency).start()
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def stub() -> Iterator[StubServer]:
+    yield from serving(0.01)
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -16,15 +16,12 @@ import pytest
 
 from benchmarks.openai_stub import StubServer
 from tests.conftest import ROOT
-from tests.integration.conftest import cli_env, run_cli, stored
+from tests.integration.conftest import cli_env, run_cli, serving, stored
 
 
 @pytest.fixture
 def slow_stub() -> Iterator[StubServer]:
-    server = StubServer(latency=0.05).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from serving(0.05)
 
 
 def run_args(out: Path, server: StubServer, samples: int) -> list[str]:
