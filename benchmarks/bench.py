@@ -155,7 +155,7 @@ def breakdown(*args: str) -> float:
 
 def import_seconds() -> float:
     """A bare interpreter importing the libraries a run needs before its first request: the floor for resuming."""
-    code = "import langgraph.graph, langgraph.checkpoint.sqlite.aio, langchain_core.language_models, aiohttp"
+    code = "import langgraph.graph, langgraph.checkpoint.sqlite, langchain_core.language_models, aiohttp"
     started = time.monotonic()
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env(), check=True)
     return time.monotonic() - started

@@ -15,7 +15,8 @@ from condor_state.context import Context
 from condor_state.state import BatchInput, BatchState
 
 
-def after_critic(state: BatchState) -> Literal["reviser", "__end__"]:
+# The routers are coroutines, like the nodes: LangGraph runs a plain function in a worker thread, a hand-off per step.
+async def after_critic(state: BatchState) -> Literal["reviser", "__end__"]:
     """Loop while any sample is unsatisfied with revisions left (the critic leaves exactly those active)."""
     return "reviser" if any(s["status"] == "active" for s in state.get("samples", [])) else "__end__"
 
@@ -25,7 +26,7 @@ def recursion_limit(context: Context) -> int:
     return 4 + 2 * context.max_rounds + 2  # +2: a resumed thread re-runs the step it was killed in
 
 
-def after_question_writer(state: BatchState) -> Literal["responder", "__end__"]:
+async def after_question_writer(state: BatchState) -> Literal["responder", "__end__"]:
     return "responder" if any(s["status"] == "active" for s in state.get("samples", [])) else "__end__"
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from agents.models import close_pool
@@ -36,10 +35,9 @@ from condor_state.rundir import (
 )
 from condor_state.state import BatchInput, BatchState
 from condor_state.tasks import DIFFICULTIES, QUESTIONS_PER_CALL
+from graphs.checkpoints import RunCheckpoints
 from graphs.graph import builder, recursion_limit
 from graphs.progress import Reporter, RunSummary
-
-BUSY_TIMEOUT_MS = 60_000  # how long a write waits for another process's transaction before failing
 
 
 class RunError(RuntimeError):
@@ -173,9 +171,9 @@ async def run_job(
     queue = deque(pending)
     in_flight = 0
     try:
-        async with AsyncSqliteSaver.from_conn_string(str(out / CHECKPOINTS)) as saver:
+        with RunCheckpoints.open(out / CHECKPOINTS) as saver:
             graph = builder.compile(checkpointer=saver)
-            existing = await _threads_to_resume(saver, context.seed, {i for i, _ in pending}, owns)
+            existing = _threads_to_resume(saver, context.seed, {i for i, _ in pending}, owns)
             summary.resumed_threads = len(existing)
 
             def store(final: BatchState, keep: int) -> None:
@@ -257,20 +255,15 @@ def run_row(summary: RunSummary, started_at: float, settings: dict[str, Any]) ->
     }
 
 
-async def _threads_to_resume(
-    saver: AsyncSqliteSaver, seed: int, pending: set[int], owns: Callable[[int], bool]
-) -> set[str]:
+def _threads_to_resume(saver: RunCheckpoints, seed: int, pending: set[int], owns: Callable[[int], bool]) -> set[str]:
     """Checkpointed threads of pending calls; this shard's threads of calls already stored are deleted (leftovers
     of a crash between storing a call and deleting its thread)."""
-    await saver.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # other worker processes may be writing
-    await saver.setup()
-    async with saver.conn.execute("SELECT DISTINCT thread_id FROM checkpoints") as cursor:
-        threads = {row[0] for row in await cursor.fetchall()}
+    threads = saver.thread_ids()
     wanted = {thread_id(seed, i) for i in pending}
     for leftover in threads - wanted:
         call = call_of(leftover, seed)
         if call is not None and owns(call):
-            await saver.adelete_thread(leftover)
+            saver.delete_thread(leftover)
     return threads & wanted
 
 

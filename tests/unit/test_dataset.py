@@ -267,3 +267,16 @@ def test_reopen_keeps_data_and_integrity(dataset: Dataset, tmp_path: Path) -> No
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     finally:
         conn.close()
+
+
+def test_the_runs_table_gains_the_columns_a_newer_version_records(dataset: Dataset, tmp_path: Path) -> None:
+    dataset.record_run({"started_at": 1.5, "samples": 3, "interrupted": False})
+    dataset.record_run({"started_at": 2.5, "samples": 6, "interrupted": True, "settings": '{"seed": 0}'})
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    try:
+        types = {row[1]: row[2] for row in conn.execute("PRAGMA table_info(runs)")}
+        rows = conn.execute("SELECT started_at, samples, interrupted, settings FROM runs ORDER BY rowid").fetchall()
+    finally:
+        conn.close()
+    assert types == {"started_at": "FLOAT", "samples": "INTEGER", "interrupted": "INTEGER", "settings": "TEXT"}
+    assert rows == [(1.5, 3, 0, None), (2.5, 6, 1, '{"seed": 0}')]

@@ -11,6 +11,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from condor_state.context import Context
 from condor_state.dataset import Dataset
+from graphs.checkpoints import RunCheckpoints
 from graphs.graph import builder
 from graphs.runner import RunError, finish_thread, run_job
 from tests.unit.conftest import use_fake_model
@@ -26,6 +27,24 @@ def test_a_thread_with_pending_tasks_is_continued_from_its_checkpoint(monkeypatc
     asyncio.run(halted.ainvoke({"call_index": 0, "keep": 1}, config, context=SERVED))
     assert calls == ["question_writer", "responder"]
     final = asyncio.run(finish_thread(builder.compile(checkpointer=saver), config, SERVED))
+    assert final is not None and final["samples"][0]["status"] == "done"
+    assert calls == ["question_writer", "responder", "critic", "reviser", "critic"]  # nothing asked twice
+
+
+def test_the_runs_checkpointer_keeps_a_paused_thread_on_disk_for_the_next_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls, _ = use_fake_model(monkeypatch)
+    config: Any = {"configurable": {"thread_id": "t"}}
+    with RunCheckpoints.open(tmp_path / "checkpoints.db") as saver:
+        halted = builder.compile(checkpointer=saver, interrupt_before=["critic"])
+        asyncio.run(halted.ainvoke({"call_index": 0, "keep": 1}, config, context=SERVED, durability="sync"))
+    with RunCheckpoints.open(tmp_path / "checkpoints.db") as saver:  # reopened, as a re-run does
+        assert saver.thread_ids() == {"t"}
+        assert saver.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        final = asyncio.run(finish_thread(builder.compile(checkpointer=saver), config, SERVED))
+        asyncio.run(saver.adelete_thread("t"))
+        assert saver.thread_ids() == set()
     assert final is not None and final["samples"][0]["status"] == "done"
     assert calls == ["question_writer", "responder", "critic", "reviser", "critic"]  # nothing asked twice
 

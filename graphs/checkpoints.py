@@ -1,0 +1,73 @@
+"""The run's checkpointer: LangGraph's SqliteSaver on DIR/checkpoints.db, called on the event loop's own thread.
+
+AsyncSqliteSaver sends each statement, commit and cursor close through aiosqlite's worker thread: 3-5 thread
+hand-offs per save, ~40 per sample, each waking the loop through its self-pipe — more CPU than the SQL itself.
+Here a save is one short transaction on the loop's thread. It does not wait for the disk: under WAL,
+synchronous=NORMAL hands each commit to the OS (which keeps it through a killed process) and syncs only when the WAL
+is copied back into the database. What that gives up is the last commits before a power loss or an OS crash, and
+losing them only means redoing those steps: a call's samples are stored in condor.db (synchronous=FULL) before its
+thread is deleted here, and a run deletes any leftover thread of a call already stored. A save that meets another
+worker process's transaction waits up to the busy timeout, as condor.db's writes on the loop's thread always have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+BUSY_TIMEOUT_S = 60.0  # how long a write waits for another process's transaction before failing
+
+
+class RunCheckpoints(SqliteSaver):
+    """SqliteSaver with the async interface the graph's ainvoke uses, each call done at once on the calling thread."""
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, path: Path) -> Iterator[RunCheckpoints]:
+        with contextlib.closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)) as conn:
+            saver = cls(conn)
+            saver.setup()  # journal_mode=WAL and the tables
+            conn.execute("PRAGMA synchronous=NORMAL")
+            yield saver
+
+    def thread_ids(self) -> set[str]:
+        with self.cursor(transaction=False) as cur:
+            return {row[0] for row in cur.execute("SELECT DISTINCT thread_id FROM checkpoints")}
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self.get_tuple(config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        for item in self.list(config, filter=filter, before=before, limit=limit):
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self.put(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        self.put_writes(config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        self.delete_thread(thread_id)
