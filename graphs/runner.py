@@ -86,12 +86,26 @@ def calls_for(samples: int) -> list[tuple[int, int]]:
 def prepare(out: Path, samples: int, context: Context) -> dict[str, Any]:
     """Everything checked before any work, in one process or the parent of workers: this process holds the
     directory, its databases are readable, --samples does not shrink below what is stored, and the settings
-    match the recorded ones once the directory holds any work. Returns the settings."""
+    match the recorded ones once the directory holds any work. Returns the settings; a refusal gives the
+    directory back."""
     try:
         out.mkdir(parents=True, exist_ok=True)
+        was_held = out.resolve() in held()
         hold(out)
+    except (DirectoryInUse, OSError) as exc:
+        raise RunError(str(exc)) from None
+    try:
+        return _checked(out, samples, context)
+    except RunError:
+        if not was_held:
+            release(out)
+        raise
+
+
+def _checked(out: Path, samples: int, context: Context) -> dict[str, Any]:
+    try:
         stored = _stored(out)
-    except (DirectoryInUse, UnreadableDatabase, OSError) as exc:
+    except (UnreadableDatabase, OSError) as exc:
         raise RunError(str(exc)) from None
     if stored > samples:
         raise RunError(f"{out} already holds {stored} samples; --samples must be at least {stored}")
@@ -155,11 +169,12 @@ async def run_job(
     """Run every unfinished call of the plan (or of one shard of it) with at most `concurrency` requests in flight.
 
     Setting `stop` lets calls in flight finish and takes no new ones; cancelling the task stops at once, and the
-    cancelled calls resume from their last checkpoint next time.
+    cancelled calls resume from their last checkpoint next time. A directory this process already holds was
+    prepared by whoever took it (graphs.run's main, or the parent of workers), so it is not checked twice.
     """
     started, wall_started = time.monotonic(), time.time()
     held_before = out.resolve() in held()
-    settings = run_settings(context) if shard else prepare(out, samples, context)
+    settings = run_settings(context) if shard or held_before else prepare(out, samples, context)
     owns = shard.owns if shard else lambda _: True
     dataset = Dataset.in_dir(out)
     summary = RunSummary(samples=samples)
