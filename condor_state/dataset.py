@@ -114,11 +114,11 @@ class Dataset:
     def in_dir(cls, run_dir: str | Path) -> Dataset:
         return cls(Path(run_dir) / DB_NAME)
 
-    def write_batch(self, state: BatchState) -> list[str]:
+    def write_batch(self, state: BatchState) -> list[dict[str, Any]]:
         """Store a finished call's new samples, their rounds and its questions in one transaction.
 
-        A sample already stored is never replaced (a resumed or repeated call may bring it again); returns the ids
-        of the samples this write added.
+        A sample already stored is never replaced (a resumed or repeated call may bring it again); returns the rows
+        this write added, as stored.
         """
         now = time.time()
         shared_in, shared_out = shared_tokens(state)
@@ -131,7 +131,7 @@ class Dataset:
             _insert(self.conn, "rounds", ROUND_COLUMNS, [r for s in new for r in round_rows_of(s)])
             if "call_index" in state:
                 self._record_call(state, now)
-        return [s["id"] for s in new]
+        return rows
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

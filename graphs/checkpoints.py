@@ -1,4 +1,5 @@
-"""The run's checkpointer: LangGraph's SqliteSaver on DIR/checkpoints.db, called on the event loop's own thread.
+"""The run's checkpointer: LangGraph's SqliteSaver on DIR/checkpoints.db, called on the event loop's own thread,
+committing once per turn of the loop.
 
 AsyncSqliteSaver sends each statement, commit and cursor close through aiosqlite's worker thread: 3-5 thread
 hand-offs per save, ~40 per sample, each waking the loop through its self-pipe — more CPU than the SQL itself.
@@ -8,10 +9,16 @@ is copied back into the database. What that gives up is the last commits before 
 losing them only means redoing those steps: a call's samples are stored in condor.db (synchronous=FULL) before its
 thread is deleted here, and a run deletes any leftover thread of a call already stored. A save that meets another
 worker process's transaction waits up to the busy timeout, as condor.db's writes on the loop's thread always have.
+
+Group commit: the saves made while the loop runs are committed together by a callback queued behind the first of
+them. The loop runs its callbacks in order, so a step's checkpoint is committed before any callback queued after it
+(the next step's model request among them) runs: a killed process loses at most steps whose next request had not
+left yet, the same as a kill a moment earlier.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -35,7 +42,46 @@ class RunCheckpoints(SqliteSaver):
             saver = cls(conn)
             saver.setup()  # journal_mode=WAL and the tables
             conn.execute("PRAGMA synchronous=NORMAL")
-            yield saver
+            try:
+                yield saver
+            finally:
+                saver.commit()
+
+    _commit_queued = False
+    _commit_error: sqlite3.Error | None = None
+
+    @contextlib.contextmanager
+    def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
+        """SqliteSaver's cursor, whose commit is queued on the running loop (done at once without one)."""
+        with self.lock:
+            if self._commit_error is not None:
+                raise self._commit_error
+            self.setup()
+            cur = self.conn.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+        if transaction:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.commit()
+                return
+            if not self._commit_queued:
+                self._commit_queued = True
+                loop.call_soon(self._queued_commit)
+
+    def commit(self) -> None:
+        with self.lock:
+            self.conn.commit()
+
+    def _queued_commit(self) -> None:
+        self._commit_queued = False
+        try:
+            self.commit()
+        except sqlite3.Error as exc:  # raised by the next save, in the call that made it
+            self._commit_error = exc
 
     def thread_ids(self) -> set[str]:
         with self.cursor(transaction=False) as cur:

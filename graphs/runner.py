@@ -194,7 +194,7 @@ async def run_job(
             def store(final: BatchState, keep: int) -> None:
                 kept = DIFFICULTIES[:keep]  # a thread begun for more questions than the run now wants keeps fewer
                 final = {**final, "samples": [s for s in final.get("samples", []) if s["difficulty"] in kept]}
-                for row in dataset.samples_by_ids(dataset.write_batch(final)):
+                for row in dataset.write_batch(final):
                     _count(summary, row)
 
             async def run_call(call_index: int, keep: int) -> None:
@@ -206,7 +206,7 @@ async def run_job(
                     if (final := await finish_thread(graph, config, context)) is not None:
                         store(final, keep)
                     await saver.adelete_thread(tid)
-                levels = dataset.stored_levels(call_index)
+                levels = dataset.stored_levels(call_index) if stored.get(call_index) or tid in existing else []
                 if len(levels) >= keep:
                     return
                 start: BatchInput = {"call_index": call_index, "keep": keep}

@@ -47,7 +47,7 @@ def plant(run_dir: Path, first_position: int, questions: list[str], failed: froz
         samples=samples,
     )
     dataset = Dataset.in_dir(run_dir)
-    ids = dataset.write_batch(state)
+    ids = [row["id"] for row in dataset.write_batch(state)]
     dataset.close()
     return ids
 

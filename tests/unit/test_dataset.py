@@ -106,7 +106,7 @@ def rows(path: Path, sql: str) -> list[dict[str, object]]:
 
 
 def test_write_batch_sample_rows(dataset: Dataset, tmp_path: Path) -> None:
-    written = dataset.write_batch(make_batch())
+    written = [row["id"] for row in dataset.write_batch(make_batch())]
     assert written == ["s42-0000030", "s42-0000031", "s42-0000032"]
     samples = {r["id"]: r for r in rows(tmp_path / DB_NAME, "SELECT * FROM samples")}
     assert set(samples) == set(written)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.memory import InMemorySaver
 
+import agents.models
 from condor_state.context import Context
 from condor_state.dataset import Dataset
 from graphs.checkpoints import RunCheckpoints
 from graphs.graph import builder
 from graphs.runner import RunError, finish_thread, run_job
 from tests.unit.conftest import use_fake_model
+from tests.unit.fake_chat import FakeChatModel
 
 SERVED = Context(base_url="http://127.0.0.1:9/v1", concurrency=4)  # the model itself is the fake
 
@@ -144,3 +149,57 @@ def test_a_call_interrupted_while_keeping_one_question_finishes_all_three_when_t
     assert (grown.resumed_threads, grown.done, grown.interrupted) == (1, 3, False)
     assert calls.count("question_writer") == writer_calls  # Medium and Hard come from the halted call's reply
     assert [r["difficulty"] for r in rows(tmp_path) if r["call_index"] == 1] == ["Easy", "Medium", "Hard"]
+
+
+class CommittedAtEachCall(list[str]):
+    """The fake model's call log, noting at each model call how many checkpoints another connection can read."""
+
+    def __init__(self, db: Path) -> None:
+        super().__init__()
+        self.db = db
+        self.committed: list[int] = []
+
+    def append(self, role: str) -> None:
+        with contextlib.closing(sqlite3.connect(self.db)) as conn:
+            self.committed.append(conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0])
+        super().append(role)
+
+
+def test_each_steps_checkpoint_is_committed_before_the_next_model_request_leaves(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    db = tmp_path / "checkpoints.db"
+    calls = CommittedAtEachCall(db)
+    monkeypatch.setattr(agents.models, "chat_model", lambda _, role, shared=None: FakeChatModel(role=role, calls=calls))
+    config: Any = {"configurable": {"thread_id": "t"}}
+    with RunCheckpoints.open(db) as saver:
+        graph = builder.compile(checkpointer=saver)
+        asyncio.run(graph.ainvoke({"call_index": 0, "keep": 1}, config, context=SERVED, durability="sync"))
+    assert calls == ["question_writer", "responder", "critic", "reviser", "critic"]
+    # input, tag_sampler and then each earlier model step: a kill at any request loses only that request
+    assert calls.committed == [3, 4, 5, 6, 7]
+
+
+def test_saves_on_the_loop_are_committed_together_after_the_current_callbacks(tmp_path: Path) -> None:
+    db = tmp_path / "checkpoints.db"
+
+    def committed() -> int:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return int(conn.execute("SELECT count(DISTINCT thread_id) FROM checkpoints").fetchone()[0])
+
+    async def save_three(saver: RunCheckpoints) -> list[int]:
+        seen = []
+        for thread in ("a", "b", "c"):
+            config: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+            await saver.aput(config, empty_checkpoint(), {}, {})
+            seen.append(committed())  # still one open transaction: nothing visible to others yet
+        await asyncio.sleep(0)  # the queued commit runs
+        return [*seen, committed()]
+
+    with RunCheckpoints.open(db) as saver:
+        assert asyncio.run(save_three(saver)) == [0, 0, 0, 3]
+        saver.delete_thread("a")  # without a running loop: committed at once
+        assert committed() == 2
+        with saver.cursor() as cur:
+            cur.execute("DELETE FROM checkpoints WHERE thread_id = 'b'")
+    assert committed() == 1
