@@ -24,7 +24,7 @@ async def _judge(sample: Sample, state: BatchState, context: Context) -> Sample:
     language = state["language"]
     messages = build_messages(sample["question"], sample["answer"] or "", language)
     outcome = await ask(context, "critic", messages, parse_critique, language)
-    updated = with_usage(sample, outcome.tokens_in, outcome.tokens_out, outcome.repairs)
+    updated = with_usage(sample, outcome.tokens_in, outcome.tokens_out, outcome.repairs, outcome.cost)
     verdict = outcome.value
     if verdict is None and revisions(sample):  # the revision stands; only its score is unknown
         return {**updated, "status": "done", "error": f"final score unknown: {outcome.error}"}

@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 @dataclass
 class Outcome(Generic[T]):
-    """A parsed value, or the reason there is none; tokens and repairs are counted either way."""
+    """A parsed value, or the reason there is none; tokens, repairs and cost are counted either way."""
 
     value: T | None = None
     error: str | None = None
@@ -26,6 +26,14 @@ class Outcome(Generic[T]):
     tokens_in: int = 0
     tokens_out: int = 0
     repairs: int = 0
+    price: tuple[float, float] | None = None  # the role's, per million input and output tokens
+
+    @property
+    def cost(self) -> float | None:
+        """The tokens of every attempt at the role's price; None when no price is given."""
+        if self.price is None:
+            return None
+        return (self.tokens_in * self.price[0] + self.tokens_out * self.price[1]) / 1_000_000
 
 
 async def ask(
@@ -41,7 +49,7 @@ async def ask(
     A re-ask says what was wrong: the format (or, for a plain turn, just the question) again, only the missing
     parts of a partly usable reply, or a length budget after a reply cut at the token limit.
     """
-    outcome: Outcome[T] = Outcome()
+    outcome: Outcome[T] = Outcome(price=context.price_for(role))
     models = pool()
     try:
         model = await models.for_role(context, role)

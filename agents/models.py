@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -88,6 +88,12 @@ def chat_model(context: Context, role: str, shared: ModelPool | None = None) -> 
     )
 
 
+class RequestBudget(Protocol):
+    """Permission to send one request, from a limiter shared beyond this event loop (a cluster's --rpm)."""
+
+    async def aacquire(self) -> None: ...
+
+
 class ModelPool:
     """What one event loop's model calls share: one HTTP connection pool, each role's model (made once per
     settings), a gate per request bound and the --rpm bucket. Runs close it at their end (`aclose`)."""
@@ -97,6 +103,7 @@ class ModelPool:
         self._http: dict[str, Any] = {}
         self._gates: dict[int, asyncio.Semaphore] = {}
         self._buckets: dict[float, InMemoryRateLimiter] = {}
+        self.budget: RequestBudget | None = None  # a cluster's shared --rpm budget, in place of this loop's own
         self._load_lock = threading.Lock()
 
     async def for_role(self, context: Context, role: str) -> Runnable[Any, BaseMessage]:
@@ -137,7 +144,9 @@ class ModelPool:
         """Hold one of `concurrency` request slots (one for the embedded model) for the length of a request."""
         limit = 1 if context.embedded else max(1, context.concurrency)
         gate = self._gates.setdefault(limit, asyncio.Semaphore(limit))
-        if context.rpm > 0:  # one bucket for every role, so --rpm counts all requests (re-asks included)
+        if self.budget is not None:
+            await self.budget.aacquire()
+        elif context.rpm > 0:  # one bucket for every role, so --rpm counts all requests (re-asks included)
             bucket = self._buckets.setdefault(
                 context.rpm,
                 InMemoryRateLimiter(

@@ -59,7 +59,7 @@ async def question_writer(state: BatchState, runtime: Runtime[Context]) -> dict[
     stored = set(state.get("stored_levels", []))
     wanted = [level for level in DIFFICULTIES[:keep] if level not in stored]
     collector = QuestionCollector(wanted, state.get("questions", {}))
-    error, tokens_in, tokens_out = None, 0, 0
+    error, tokens_in, tokens_out, cost = None, 0, 0, None
     if any(level not in collector.found for level in wanted):
         outcome = await ask(
             context,
@@ -68,7 +68,7 @@ async def question_writer(state: BatchState, runtime: Runtime[Context]) -> dict[
             collector,
             state["language"],
         )
-        error, tokens_in, tokens_out = outcome.error, outcome.tokens_in, outcome.tokens_out
+        error, tokens_in, tokens_out, cost = outcome.error, outcome.tokens_in, outcome.tokens_out, outcome.cost
     samples: list[Sample] = []
     for level in wanted:
         question = collector.found.get(level)
@@ -76,4 +76,5 @@ async def question_writer(state: BatchState, runtime: Runtime[Context]) -> dict[
         sample = new_sample(context.seed, first + DIFFICULTIES.index(level), level, question or "", reason)
         sample["repairs"] = collector.repairs_for.get(level, collector.replies - 1 if collector.replies else 0)
         samples.append(sample)
-    return {"samples": samples, "questions": collector.found, "tokens_in": tokens_in, "tokens_out": tokens_out}
+    usage = {"tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost}  # shared by its samples when stored
+    return {"samples": samples, "questions": collector.found, **usage}

@@ -22,7 +22,7 @@ async def _answer(sample: Sample, state: BatchState, context: Context) -> Sample
         return sample
     messages = build_messages(sample["question"])
     outcome = await ask(context, "responder", messages, parse_answer, state["language"], formatted=False)
-    updated = with_usage(sample, outcome.tokens_in, outcome.tokens_out, outcome.repairs)
+    updated = with_usage(sample, outcome.tokens_in, outcome.tokens_out, outcome.repairs, outcome.cost)
     if outcome.value is None:
         return {**updated, "status": "failed", "error": outcome.error}
     return {**updated, "void_answer": outcome.value, "answer": outcome.value}

@@ -26,7 +26,7 @@ async def _revise(sample: Sample, state: BatchState, context: Context) -> Sample
         sample["question"], sample["answer"] or "", last["strengths"], last["weaknesses"], last["suggestions"], language
     )
     outcome = await ask(context, "reviser", messages, parse_revision, language)
-    updated = with_usage(sample, outcome.tokens_in, outcome.tokens_out, outcome.repairs)
+    updated = with_usage(sample, outcome.tokens_in, outcome.tokens_out, outcome.repairs, outcome.cost)
     if outcome.value is None:
         return {**updated, "status": "failed", "error": outcome.error}
     rounds = [*sample["rounds"][:-1], {**last, "revised_answer": outcome.value}]

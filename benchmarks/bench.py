@@ -53,12 +53,20 @@ def env() -> dict[str, str]:
     return {**clean, "PYTHONPATH": str(ROOT)}
 
 
-def run(stub: Stub, out: Path, samples: int, concurrency: int, processes: int = 0) -> dict[str, float]:
+def run(
+    stub: Stub,
+    out: Path,
+    samples: int,
+    concurrency: int,
+    processes: int = 0,
+    extra: tuple[str, ...] = (),
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, float]:
     """One graphs.run to completion; wall time, CPU seconds (its worker processes included) and peak RSS."""
     args = ["--samples", str(samples), "--out", str(out), "--base-url", stub.url + "/v1"]
-    args += ["--concurrency", str(concurrency), "--processes", str(processes)]
+    args += ["--concurrency", str(concurrency), *(["--processes", str(processes)] if processes else []), *extra]
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "graphs.run", *args], cwd=ROOT, env=env(),
+    proc = subprocess.Popen([sys.executable, "-m", "graphs.run", *args], cwd=ROOT, env={**env(), **(extra_env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)

@@ -18,6 +18,7 @@ import random
 import re
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -517,6 +518,8 @@ class StubServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.requests = 0
+        self.bodies: Counter[bytes] = Counter()  # a digest of each request's messages: what was asked twice
+        self.arrivals: list[float] = []  # time.monotonic() of each request: the rate a client kept to
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/stats", self._stats)
         app.router.add_get("/reset", self._reset)
@@ -530,6 +533,11 @@ class StubServer:
         self.loop.run_until_complete(site.start())
         self.server_address: tuple[str, int] = self.runner.addresses[0][:2]
         self.thread: threading.Thread | None = None
+
+    @property
+    def repeats(self) -> int:
+        """Requests whose messages had been sent before: the work a crash or a lost node made the run redo."""
+        return sum(n - 1 for n in self.bodies.values())
 
     @property
     def base_url(self) -> str:
@@ -566,6 +574,8 @@ class StubServer:
         self.requests = self.max_in_flight = 0
         self.first_request_at = self.last_response_at = None
         self.sent = []
+        self.bodies.clear()
+        self.arrivals.clear()
         return web.json_response({})
 
     async def _sent(self, _: web.Request) -> web.Response:
@@ -575,7 +585,10 @@ class StubServer:
         return web.json_response({"object": "list", "data": [{"id": "stub", "object": "model", "owned_by": "condor"}]})
 
     async def _chat(self, request: web.Request) -> web.Response:
-        body = json.loads(await request.read() or b"{}")
+        raw = await request.read()
+        body = json.loads(raw or b"{}")
+        self.bodies[hashlib.blake2b(json.dumps(body.get("messages")).encode(), digest_size=16).digest()] += 1
+        self.arrivals.append(time.monotonic())
         self.in_flight += 1
         self.requests += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
@@ -34,14 +35,47 @@ def setting(
     high: float | None = None,
     choices: tuple[str, ...] = (),
     data: bool = False,
+    parse: Callable[[str], object] | None = None,
 ) -> Any:
-    """A Context field: `data` marks settings that change the data (a resume with another value is refused)."""
+    """A Context field: `data` marks settings that change the data (a resume with another value is refused);
+    `parse` checks a text setting's format, raising ValueError with the problem."""
     metadata = {"description": description, "env": env, "low": low, "high": high, "choices": choices, "data": data}
-    return field(default=default, metadata=metadata)
+    return field(default=default, metadata={**metadata, "parse": parse})
 
 
 def _role_model(role: str) -> Any:
     return setting("", f"Overrides `model` for the {role.replace('_', ' ')}.", env=f"CONDOR_{role.upper()}_MODEL")
+
+
+def parse_price(text: str) -> tuple[float, float] | None:
+    """'IN/OUT' per million input and output tokens (e.g. 0.15/0.60); None for '' (no price). A ValueError says
+    what is wrong, so a malformed price is one line, never a traceback."""
+    if not text.strip():
+        return None
+    parts = text.split("/")
+    try:
+        price_in, price_out = (float(part) for part in parts)
+    except ValueError:  # not two parts, or not numbers
+        problem = "must be IN/OUT, the prices per million input and output tokens (e.g. 0.15/0.60)"
+        raise ValueError(f"{problem}, not {text!r}") from None
+    if not all(math.isfinite(p) and p >= 0 for p in (price_in, price_out)):
+        raise ValueError(f"must be two prices of at least 0 (IN/OUT, e.g. 0.15/0.60), not {text!r}")
+    return price_in, price_out
+
+
+def cost_text(cost: float) -> str:
+    """A cost with about three significant digits and no currency: prices are in whatever unit the user gave."""
+    if cost == 0 or abs(cost) >= 1:
+        return f"{cost:,.2f}" if cost else "0"
+    return f"{cost:.{max(2, 2 - math.floor(math.log10(abs(cost))))}f}"
+
+
+def _price(description: str, env: str) -> Any:
+    return setting("", description, env=env, parse=parse_price)
+
+
+def _role_price(role: str) -> Any:
+    return _price(f"Overrides `price` for the {role.replace('_', ' ')}.", f"CONDOR_{role.upper()}_PRICE")
 
 
 @dataclass(kw_only=True)
@@ -56,6 +90,14 @@ class Context:
     responder_model: str = _role_model("responder")
     critic_model: str = _role_model("critic")
     reviser_model: str = _role_model("reviser")
+    price: str = _price(
+        "Prices per million input/output tokens for every role, e.g. 0.15/0.60; empty: no cost is counted.",
+        "CONDOR_PRICE",
+    )
+    question_writer_price: str = _role_price("question_writer")
+    responder_price: str = _role_price("responder")
+    critic_price: str = _role_price("critic")
+    reviser_price: str = _role_price("reviser")
     seed: int = setting(0, "Seed of the sampling plan (sample ids) and of model sampling.", data=True)
     threshold: int = setting(8, "Critic score (1-10) at which an answer is accepted.", low=1, high=10, data=True)
     max_rounds: int = setting(2, "Most revisions per sample (0: critique only).", low=0, high=50, data=True)
@@ -89,10 +131,16 @@ class Context:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            env = f.metadata.get("env")
-            if env and getattr(self, f.name) == f.default and os.environ.get(env, "") != "":
+            env = f.metadata.get("env") or ""
+            from_env = bool(env) and getattr(self, f.name) == f.default and os.environ.get(env, "") != ""
+            if from_env:
                 setattr(self, f.name, _from_env(f, os.environ[env]))
             _check_range(f, getattr(self, f.name))
+            _check_format(f, getattr(self, f.name), from_env)
+        unpriced = [role for role in ROLES if self.price_for(role) is None]
+        if self.priced and unpriced:
+            names = " and ".join(", ".join(role.replace("_", " ") for role in unpriced).rsplit(", ", 1))
+            raise SettingError("price", f"is needed for the {names} too: give every role a price, or none")
         if self.max_tokens == 0:
             self.max_tokens = EMBEDDED_MAX_TOKENS if self.embedded else SERVED_MAX_TOKENS
         if self.max_tokens < 16:
@@ -101,6 +149,15 @@ class Context:
     def model_for(self, role: str) -> str:
         """The model name a role uses: its own override, else the shared one."""
         return str(getattr(self, f"{role}_model")) or self.model
+
+    def price_for(self, role: str) -> tuple[float, float] | None:
+        """The role's prices per million input and output tokens: its own, else the shared one; None: no price."""
+        return parse_price(str(getattr(self, f"{role}_price")) or self.price)
+
+    @property
+    def priced(self) -> bool:
+        """Whether cost is counted: some price is given (then every role has one)."""
+        return any(self.price_for(role) is not None for role in ROLES)
 
     @property
     def embedded(self) -> bool:
@@ -125,6 +182,19 @@ def _from_env(f: Field[Any], text: str) -> Any:
         raise SettingError(
             f.metadata["env"], f"is {text!r}, not a valid {kind.__name__} (the {f.name} setting)"
         ) from None
+
+
+def _check_format(f: Field[Any], value: Any, from_env: bool) -> None:
+    """A text setting with a format (a price) that does not parse: one line naming the setting or its variable."""
+    parse = f.metadata.get("parse")
+    if parse is None:
+        return
+    try:
+        parse(value)
+    except ValueError as exc:
+        if from_env:
+            raise SettingError(f.metadata["env"], f"{exc} (the {f.name} setting)") from None
+        raise SettingError(f.name, str(exc)) from None
 
 
 def _check_range(f: Field[Any], value: Any) -> None:

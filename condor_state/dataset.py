@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from condor_state.rundir import DB_NAME, round_rows_of, sample_row, shared_tokens
+from condor_state.rundir import DB_NAME, round_rows_of, sample_row, shared_cost, shared_tokens
 from condor_state.state import BatchState
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ SAMPLE_COLUMNS = {
     "tokens_in": int,
     "tokens_out": int,
     "created_at": float,
+    "cost": float,  # at the roles' prices; NULL when the run gave no price (added later: ALTERed into older files)
 }
 CALL_COLUMNS = {
     "call_index": int,
@@ -68,6 +69,7 @@ class UnreadableDatabase(RuntimeError):
 
 
 SQL_TYPES = {str: "TEXT", int: "INTEGER", bool: "INTEGER", float: "FLOAT"}  # as sqlite-utils names them
+RUN_KINDS: dict[str, type] = {"cost": float}  # runs columns that may be NULL (no price): typed by name, not value
 
 
 def _create(name: str, columns: dict[str, type], constraints: str) -> str:
@@ -100,8 +102,21 @@ class Dataset:
             self.conn.execute("PRAGMA synchronous=FULL")
             for statement in SCHEMA:
                 self.conn.execute(statement)
+            self._add_new_columns()
         except sqlite3.DatabaseError as exc:
             raise UnreadableDatabase(f"{self.path} is not a readable Condor database ({exc})") from None
+
+    def _add_new_columns(self) -> None:
+        """Give a samples table written by an older version the columns added since (`cost`), once; checked
+        again inside the transaction, as worker processes may open the file together."""
+        if set(SAMPLE_COLUMNS) <= self._sample_columns():
+            return
+        with self._transaction():
+            for column in (c for c in SAMPLE_COLUMNS if c not in self._sample_columns()):
+                self.conn.execute(f"ALTER TABLE [samples] ADD COLUMN [{column}] {SQL_TYPES[SAMPLE_COLUMNS[column]]}")
+
+    def _sample_columns(self) -> set[str]:
+        return {info[1] for info in self.conn.execute("PRAGMA table_info([samples])")}
 
     @cached_property
     def db(self) -> sqlite_utils.Database:
@@ -126,7 +141,7 @@ class Dataset:
         with self._transaction():
             stored = self._existing([s["id"] for s in samples])
             new = [s for s in samples if s["id"] not in stored]
-            rows = [sample_row(state, s, now, shared_in, shared_out) for s in new]
+            rows = [sample_row(state, s, now, shared_in, shared_out, shared_cost(state)) for s in new]
             _insert(self.conn, "samples", SAMPLE_COLUMNS, rows)
             _insert(self.conn, "rounds", ROUND_COLUMNS, [r for s in new for r in round_rows_of(s)])
             if "call_index" in state:
@@ -179,7 +194,7 @@ class Dataset:
         version adds, as sqlite-utils' insert(alter=True) would (not imported here: it costs a run ~0.8 s of CPU)."""
         with self._transaction():
             have = {info[1] for info in self.conn.execute("PRAGMA table_info([runs])")}
-            kinds = {column: SQL_TYPES.get(type(value), "TEXT") for column, value in row.items()}
+            kinds = {column: SQL_TYPES.get(RUN_KINDS.get(column, type(value)), "TEXT") for column, value in row.items()}
             if not have:
                 self.conn.execute(f"CREATE TABLE [runs] ({', '.join(f'[{c}] {k}' for c, k in kinds.items())})")
             else:

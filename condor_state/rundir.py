@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from condor_state.context import ROLES, Context, data_settings
-from condor_state.state import BatchState, Sample
+from condor_state.state import BatchState, Sample, add_cost
 from condor_state.tree import load_tree
 from prompts import prompt_version
 
@@ -101,13 +101,16 @@ def check_settings(run_dir: Path, settings: dict[str, Any]) -> None:
             before = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             raise SettingsChanged(f"{file} is unreadable; use a new --out directory") from None
-        changed = [k for k in DATA_SETTINGS if recorded(before, k) != settings.get(k)]
-        if changed:
-            diffs = ", ".join(f"{k}: {recorded(before, k)!r} -> {settings.get(k)!r}" for k in changed)
-            raise SettingsChanged(
-                f"{run_dir} was started with other settings ({diffs}); rerun with those or use a new --out"
-            )
+        refuse_changes(before, settings, str(run_dir))
     write_settings(run_dir, settings)
+
+
+def refuse_changes(before: dict[str, Any], settings: dict[str, Any], where: str) -> None:
+    """SettingsChanged when `settings` differ from the recorded ones in anything that changes the data."""
+    changed = [k for k in DATA_SETTINGS if recorded(before, k) != settings.get(k)]
+    if changed:
+        diffs = ", ".join(f"{k}: {recorded(before, k)!r} -> {settings.get(k)!r}" for k in changed)
+        raise SettingsChanged(f"{where} was started with other settings ({diffs}); rerun with those or use a new --out")
 
 
 def recorded(before: dict[str, Any], key: str) -> Any:
@@ -126,9 +129,22 @@ def shared_tokens(state: BatchState) -> tuple[int, int]:
     return state.get("tokens_in", 0) // n, state.get("tokens_out", 0) // n
 
 
+def shared_cost(state: BatchState) -> float | None:
+    """The question-writer's cost, split evenly across the samples it produced; None when no price was given."""
+    cost = state.get("cost")
+    return None if cost is None else cost / max(1, len(state.get("samples", [])))
+
+
 def sample_row(
-    state: BatchState, sample: Sample, now: float, shared_in: int = 0, shared_out: int = 0
+    state: BatchState,
+    sample: Sample,
+    now: float,
+    shared_in: int = 0,
+    shared_out: int = 0,
+    shared: float | None = None,
 ) -> dict[str, Any]:
+    """A sample as its condor.db row: `shared_in`, `shared_out` and `shared` (cost) are its part of the
+    question-writer's call."""
     rounds = sample["rounds"]
     revised = [r for r in rounds if r["revised_answer"]]
     tag_path = list(state.get("tag_path", []))
@@ -152,6 +168,7 @@ def sample_row(
         "repairs": sample["repairs"],
         "tokens_in": sample["tokens_in"] + shared_in,
         "tokens_out": sample["tokens_out"] + shared_out,
+        "cost": add_cost(sample.get("cost"), shared),
         "created_at": now,
     }
 

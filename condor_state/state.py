@@ -34,6 +34,7 @@ class Sample(TypedDict):
     repairs: int
     tokens_in: int
     tokens_out: int
+    cost: NotRequired[float | None]  # of its own model calls at the roles' prices; None: no price (or older state)
 
 
 class BatchInput(TypedDict, total=False):
@@ -69,6 +70,7 @@ class BatchState(TypedDict):
     error: NotRequired[str | None]
     tokens_in: NotRequired[int]
     tokens_out: NotRequired[int]
+    cost: NotRequired[float | None]  # the question writer's, shared like its tokens
 
 
 def sample_id(seed: int, position: int) -> str:
@@ -90,6 +92,7 @@ def new_sample(seed: int, position: int, difficulty: str, question: str, error: 
         repairs=0,
         tokens_in=0,
         tokens_out=0,
+        cost=None,
     )
 
 
@@ -98,11 +101,17 @@ def revisions(sample: Sample) -> int:
     return sum(1 for r in sample["rounds"] if r["revised_answer"])
 
 
-def with_usage(sample: Sample, tokens_in: int, tokens_out: int, repairs: int) -> Sample:
-    """The sample with one more model call's tokens and repairs counted."""
+def with_usage(sample: Sample, tokens_in: int, tokens_out: int, repairs: int, cost: float | None = None) -> Sample:
+    """The sample with one more model call's tokens, repairs and cost (at its role's price) counted."""
     return {
         **sample,
         "tokens_in": sample["tokens_in"] + tokens_in,
         "tokens_out": sample["tokens_out"] + tokens_out,
         "repairs": sample["repairs"] + repairs,
+        "cost": add_cost(sample.get("cost"), cost),
     }
+
+
+def add_cost(a: float | None, b: float | None) -> float | None:
+    """A sum of costs where None means unpriced: it stays None only when both are, so a zero price still counts."""
+    return None if a is None and b is None else (a or 0.0) + (b or 0.0)

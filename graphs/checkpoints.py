@@ -87,6 +87,9 @@ class RunCheckpoints(SqliteSaver):
         with self.cursor(transaction=False) as cur:
             return {row[0] for row in cur.execute("SELECT DISTINCT thread_id FROM checkpoints")}
 
+    async def athread_ids(self) -> set[str]:
+        return self.thread_ids()
+
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return self.get_tuple(config)
 

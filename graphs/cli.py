@@ -1,4 +1,4 @@
-"""`condor run|export|report|show|tree …`: one command for users, each subcommand the module of the same name."""
+"""`condor run|export|report|show|tree|browse|pull …`: one command, each subcommand the module of that name."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ import sys
 
 COMMANDS = {
     "run": ("graphs.run", "synthesize N samples into DIR/condor.db (resumable)"),
-    "export": ("graphs.export", "write a run's samples as JSONL (messages, ShareGPT) or Parquet, with a dataset card"),
+    "export": (
+        "graphs.export",
+        "write a run's samples as JSONL (messages, ShareGPT, DPO pairs) or Parquet, with a dataset card",
+    ),
     "report": ("graphs.report", "write a quality report (Markdown and plots) of a run"),
     "show": ("graphs.show", "summarize a run, or tell one sample's story round by round"),
     "tree": ("graphs.tree", "validate, measure and grow knowledge trees"),
+    "pull": ("graphs.pull", "copy a cluster run's Postgres store into DIR/condor.db"),
+    "browse": ("graphs.browse", "browse a run's condor.db in Datasette, read-only, with a page per sample"),
 }
 USAGE = (
     "usage: condor {"

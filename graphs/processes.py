@@ -25,6 +25,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from condor_state.context import Context
 from condor_state.dataset import Dataset
 from condor_state.rundir import CHECKPOINTS, run_settings
+from condor_state.state import add_cost
 from graphs.progress import Reporter, RunSummary
 from graphs.runner import Shard, run_job, run_row, two_stage_stop
 
@@ -111,6 +112,7 @@ def _combined(samples: int, parts: Any) -> RunSummary:
     for part in parts:
         for name in ("stored_before", "done", "failed", "revisions", "tokens_in", "tokens_out", "resumed_threads"):
             setattr(summary, name, getattr(summary, name) + part.get(name, 0))
+        summary.cost = add_cost(summary.cost, part.get("cost"))
     return summary
 
 

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from condor_state.context import cost_text
+
 
 @dataclass
 class RunSummary:
@@ -19,6 +21,7 @@ class RunSummary:
     revisions: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    cost: float | None = None  # this invocation's, at the roles' prices; None: no price given
     total_done: int = 0
     total_failed: int = 0
     resumed_threads: int = 0
@@ -30,6 +33,13 @@ class RunSummary:
     def stored(self) -> int:
         return self.stored_before + self.done + self.failed
 
+    def cost_text(self) -> str:
+        """This invocation's cost and its cost per 1,000 done samples (failed ones' spend included), or ''."""
+        if self.cost is None:
+            return ""
+        per = f"{cost_text(self.cost * 1000 / self.done)} per 1,000 done samples" if self.done else "no done samples"
+        return f"cost {cost_text(self.cost)} ({per})"
+
     def lines(self) -> list[str]:
         mean = self.revisions / self.done if self.done else 0.0
         rate = (self.done + self.failed) / self.seconds * 60 if self.seconds else 0.0
@@ -38,7 +48,7 @@ class RunSummary:
             f"({self.total_done} done, {self.total_failed} failed; {self.stored_before} were already stored)",
             f"this run: {self.done} done, {self.failed} failed, {self.revisions} revisions "
             f"({mean:.2f} per done sample), {rate:.1f} samples/min",
-            f"tokens: {self.tokens_in} in / {self.tokens_out} out",
+            "; ".join(filter(None, [f"tokens: {self.tokens_in} in / {self.tokens_out} out", self.cost_text()])),
             f"time: {self.seconds:.1f} s" + ("  (stopped early: re-run the same command to resume)" * self.interrupted),
         ]
 
@@ -68,10 +78,12 @@ class LogReporter:
         rate = made / max(now - self.started, 1e-9) * 60
         left = summary.samples - summary.stored
         eta = f"{left / rate:.1f} min" if rate else "?"
+        usage = ", ".join(
+            filter(None, [f"tokens {summary.tokens_in} in / {summary.tokens_out} out", summary.cost_text()])
+        )
         print(
             f"[condor] {summary.stored}/{summary.samples} samples ({summary.done} done, {summary.failed} failed "
-            f"this run), {in_flight} calls in flight, {rate:.1f} samples/min, ETA {eta}, "
-            f"tokens {summary.tokens_in} in / {summary.tokens_out} out",
+            f"this run), {in_flight} calls in flight, {rate:.1f} samples/min, ETA {eta}, {usage}",
             file=sys.stderr,
             flush=True,
         )
@@ -108,7 +120,7 @@ class BarReporter:
             "failed": summary.failed,
             "in_flight": in_flight,
             "rate": made / max(time.monotonic() - self.started, 1e-9) * 60,
-            "tokens": f"{summary.tokens_in}/{summary.tokens_out}",
+            "tokens": "  ".join(filter(None, [f"{summary.tokens_in}/{summary.tokens_out}", summary.cost_text()])),
         }
         if self.task is None:
             self.progress.start()

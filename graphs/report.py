@@ -1,7 +1,8 @@
 """`python -m graphs.report DIR [-o OUTDIR]`: a Markdown data-quality report with PNG plots for a run directory.
 
 Everything comes from DIR/condor.db (and DIR/run.json for the settings): coverage of the knowledge tree, task types,
-difficulties and languages; first vs final critic scores, rounds and refine gain; question-format compliance,
+difficulties and languages; first vs final critic scores, rounds and refine gain; the preference pairs export
+--format dpo would write; question-format compliance,
 repairs and failure reasons; duplicates (of earlier questions or of the prompt's few-shot examples); tokens. A done
 sample may lack a final score (never re-scored, or its critique unreadable): it is counted, never averaged as 0.
 Plots carry numbers only (no tag names), so they render with any font; names go in the Markdown tables.
@@ -15,13 +16,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from condor_state.context import ROLES
-from condor_state.dataset import Dataset
+from condor_state.context import ROLES, cost_text
 from condor_state.dedup import THRESHOLD, example_questions, is_example, mark_duplicates
+from condor_state.postgres import StoreError, open_run
 from condor_state.rundir import read_settings
 from condor_state.tasks import DIFFICULTIES, TASK_TYPES
 from condor_state.tree import KnowledgeTree
-from graphs.markdown import TREE_HEADER, md_table, model_lines, run_tree, tree_stat_rows
+from graphs.markdown import (
+    TREE_HEADER,
+    margin_table,
+    md_table,
+    model_lines,
+    read_rounds,
+    run_tree,
+    sample_pairs,
+    tree_stat_rows,
+)
 from graphs.options import OneLineParser, fail, run_dir_arg
 
 PROG = "python -m graphs.report"
@@ -123,7 +133,7 @@ class Plots:
 def build_report(run_dir: Path, out: Path) -> Path:
     """Write out/report.md and its PNGs; returns the Markdown file."""
     out.mkdir(parents=True, exist_ok=True)
-    dataset = Dataset.in_dir(run_dir)
+    dataset = open_run(run_dir)  # condor.db, or a pulled copy of a cluster run's store
     try:
         duplicates = mark_duplicates(dataset)
         rows = list(dataset.samples())
@@ -165,9 +175,10 @@ def build_report(run_dir: Path, out: Path) -> Path:
 
     md += coverage_section(rows, tree, plots)
     md += scores_section(done, score_rows, plots)
+    md += preference_section(run_dir, done)
     md += format_section(rows, failed, plots)
     md += duplicates_section(rows, done, duplicates)
-    md += tokens_section(rows, done, plots)
+    md += tokens_section(rows, done, plots, settings)
     report = out / "report.md"
     report.write_text("\n".join(md) + "\n", encoding="utf-8")
     return report
@@ -313,6 +324,40 @@ def unknown_final_notes(done: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def preference_section(run_dir: Path, done: list[dict[str, Any]]) -> list[str]:
+    """What `graphs.export --format dpo` would write at margin 1, so a run's preference yield shows without exporting;
+    counted over the done samples that are not duplicates, as export selects them."""
+    unique = [r for r in done if not r.get("duplicate_of")]
+    rounds = read_rounds(run_dir)
+    final = [p for r in unique for p in sample_pairs(r, [], "final", 1)]
+    every = [p for r in unique for p in sample_pairs(r, rounds.get(r["id"], []), "consecutive", 1)]
+    revised = sum(1 for r in unique if (r["rounds"] or 0) > 0)
+    return [
+        "## Preference pairs",
+        "",
+        f"Pairs `python -m graphs.export DIR --format dpo` writes at `--min-margin 1` from the {len(unique)} done "
+        f"samples that are not duplicates ({revised} of them revised at least once): chosen is a later answer, "
+        "rejected an earlier one the critic scored lower; an unknown score never makes a pair.",
+        "",
+        md_table(
+            ["pairing", "pairs", "samples giving pairs"],
+            [
+                ["final answer over first (`--pairs final`)", len(final), len({p.row["id"] for p in final})],
+                [
+                    "also each revision over the one before (`--pairs consecutive`)",
+                    len(every),
+                    len({p.row["id"] for p in every}),
+                ],
+            ],
+        ),
+        "",
+        "Margin (chosen − rejected critic score):",
+        "",
+        margin_table([("`--pairs final`", final), ("`--pairs consecutive`", every)]),
+        "",
+    ]
+
+
 def format_section(rows: list[dict[str, Any]], failed: list[dict[str, Any]], plots: Plots) -> list[str]:
     by_call: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
@@ -395,7 +440,9 @@ def duplicates_section(rows: list[dict[str, Any]], done: list[dict[str, Any]], d
     return md
 
 
-def tokens_section(rows: list[dict[str, Any]], done: list[dict[str, Any]], plots: Plots) -> list[str]:
+def tokens_section(
+    rows: list[dict[str, Any]], done: list[dict[str, Any]], plots: Plots, settings: dict[str, Any] | None = None
+) -> list[str]:
     totals = [(r["tokens_in"] or 0) + (r["tokens_out"] or 0) for r in rows]
     md = ["## Tokens", ""]
     md.append(plots.histogram("tokens.png", "Tokens per sample (in + out, all roles)", totals, "tokens", "samples"))
@@ -421,6 +468,23 @@ def tokens_section(rows: list[dict[str, Any]], done: list[dict[str, Any]], plots
         ),
         "",
     ]
+    return md + cost_lines(rows, len(done), settings or {})
+
+
+def cost_lines(rows: list[dict[str, Any]], done: int, settings: dict[str, Any]) -> list[str]:
+    """The cost at the roles' prices, total and per 1,000 done samples; nothing when no sample was priced."""
+    costs = [r["cost"] for r in rows if r.get("cost") is not None]
+    if not costs:
+        return []
+    total = sum(costs)
+    per = cost_text(total * 1000 / done) if done else "–"
+    table = [["all samples", cost_text(total)], ["per 1,000 done samples (all samples' cost ÷ done)", per]]
+    prices = [[role, price] for role in ROLES if (price := settings.get(f"{role}_price") or settings.get("price"))]
+    md = [md_table(["cost", "value"], table), ""]
+    if prices:
+        md += [md_table(["role", "price per million tokens in/out (latest invocation)"], prices), ""]
+    if unpriced := len(rows) - len(costs):
+        md += [f"{unpriced} samples have no cost (stored without a price); the total leaves them out.", ""]
     return md
 
 
@@ -434,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         report = build_report(run_dir, out)
     except OSError as exc:
         fail(PROG, f"cannot write the report to {out}: {exc.strerror or exc}")
+    except StoreError as exc:
+        fail(PROG, str(exc))
     print(f"wrote {report}")
     return 0
 

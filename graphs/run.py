@@ -6,6 +6,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from agents.models import ModelUnavailable, check_model, gguf_path
 from condor_state.context import Context
@@ -31,6 +32,17 @@ def parser() -> OneLineParser:
         help="worker processes sharing the request slots (default: one per 16 slots, at most one per core; "
         "the embedded model always uses one)",
     )
+    p.add_argument(
+        "--ray",
+        metavar="local|auto|ADDRESS",
+        help="run on Ray: local (start one on this machine), auto (join this machine's cluster), or a cluster "
+        "address (HOST:PORT, or ray://HOST:PORT for Ray Client); needs --store",
+    )
+    p.add_argument(
+        "--store",
+        metavar="postgresql://USER@HOST:PORT/DB",
+        help="the Postgres database a Ray run's workers share (password from PGPASSWORD or ~/.pgpass); needs --ray",
+    )
     return p
 
 
@@ -52,6 +64,17 @@ def validate(args: object, context: Context) -> None:
     out = Path(a["out"])
     if out.exists() and not out.is_dir():
         fail(PROG, f"--out {out} exists and is not a directory")
+    if bool(a["ray"]) != bool(a["store"]):
+        fail(PROG, "--ray and --store go together: Ray workers share the run through the Postgres store", 2)
+    if a["ray"]:
+        from graphs.cluster import store_problem
+
+        if problem := store_problem(a["store"]):
+            fail(PROG, problem, 2)
+        if context.embedded:
+            fail(PROG, "--ray needs a served model (--base-url): each worker would load the embedded one", 2)
+        if a["processes"] > 1:
+            fail(PROG, "--processes is for one machine; on Ray, --concurrency is split across the task slots", 2)
 
 
 async def run_until_stopped(out: Path, samples: int, context: Context) -> RunSummary:
@@ -73,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     context = context_from(PROG, args)
     validate(args, context)
+    if args.ray:
+        return finish(run_cluster(args, context))
     try:
         prepare(Path(args.out), args.samples, context)
     except RunError as exc:
@@ -94,6 +119,27 @@ def main(argv: list[str] | None = None) -> int:
         fail(PROG, str(exc))
     except (KeyboardInterrupt, asyncio.CancelledError):
         fail(PROG, "stopped; finished samples are stored, re-run the same command to resume", 130)
+    return finish(summary)
+
+
+def run_cluster(args: Any, context: Context) -> RunSummary:
+    """The run on Ray with the Postgres store (graphs.cluster), after the same endpoint check."""
+    from graphs.cluster import run_on_ray
+
+    try:
+        check_model(context)
+    except ModelUnavailable as exc:
+        fail(PROG, str(exc))
+    print(f"[condor] {args.samples} samples -> {args.store} on Ray ({args.ray}) using {context.base_url}",
+          file=sys.stderr, flush=True)  # fmt: skip
+    try:
+        return run_on_ray(Path(args.out), args.samples, context, args.ray, args.store, reporter())
+    except RunError as exc:
+        fail(PROG, str(exc))
+
+
+def finish(summary: RunSummary) -> int:
+    """The summary printed; the exit status says whether the run is complete."""
     for line in summary.lines():
         print(line)
     if summary.interrupted:

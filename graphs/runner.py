@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from langgraph.graph.state import CompiledStateGraph
 
@@ -33,7 +33,7 @@ from condor_state.rundir import (
     thread_id,
     write_settings,
 )
-from condor_state.state import BatchInput, BatchState
+from condor_state.state import BatchInput, BatchState, add_cost
 from condor_state.tasks import DIFFICULTIES, QUESTIONS_PER_CALL
 from graphs.checkpoints import RunCheckpoints
 from graphs.graph import builder, recursion_limit
@@ -177,69 +177,18 @@ async def run_job(
     settings = run_settings(context) if shard or held_before else prepare(out, samples, context)
     owns = shard.owns if shard else lambda _: True
     dataset = Dataset.in_dir(out)
-    summary = RunSummary(samples=samples)
+    summary = RunSummary(samples=samples, cost=0.0 if context.priced else None)
     stop = stop or asyncio.Event()
-    stored = dataset.stored_per_call()
     calls = [(i, keep) for i, keep in calls_for(samples) if owns(i)]
-    pending = [(i, keep) for i, keep in calls if stored.get(i, 0) < keep]
-    summary.stored_before = sum(min(stored.get(i, 0), keep) for i, keep in calls)
-    queue = deque(pending)
-    in_flight = 0
+    left = len(calls)
     try:
         with RunCheckpoints.open(out / CHECKPOINTS) as saver:
-            graph = builder.compile(checkpointer=saver)
-            existing = _threads_to_resume(saver, context.seed, {i for i, _ in pending}, owns)
-            summary.resumed_threads = len(existing)
-
-            def store(final: BatchState, keep: int) -> None:
-                kept = DIFFICULTIES[:keep]  # a thread begun for more questions than the run now wants keeps fewer
-                final = {**final, "samples": [s for s in final.get("samples", []) if s["difficulty"] in kept]}
-                for row in dataset.write_batch(final):
-                    _count(summary, row)
-
-            async def run_call(call_index: int, keep: int) -> None:
-                """Finish the call's checkpointed thread, then write whatever of its `keep` questions is missing
-                (a larger run continues a call from the questions it wrote before)."""
-                tid = thread_id(context.seed, call_index)
-                config: Any = {"configurable": {"thread_id": tid}, "recursion_limit": recursion_limit(context)}
-                if tid in existing:
-                    if (final := await finish_thread(graph, config, context)) is not None:
-                        store(final, keep)
-                    await saver.adelete_thread(tid)
-                levels = dataset.stored_levels(call_index) if stored.get(call_index) or tid in existing else []
-                if len(levels) >= keep:
-                    return
-                start: BatchInput = {"call_index": call_index, "keep": keep}
-                if levels:
-                    start |= {"questions": dataset.questions_of(call_index), "stored_levels": levels}
-                store(cast(BatchState, await graph.ainvoke(start, config, context=context, durability="sync")), keep)
-                await saver.adelete_thread(tid)
-
-            async def worker() -> None:
-                nonlocal in_flight
-                while queue and not stop.is_set():
-                    call_index, keep = queue.popleft()
-                    in_flight += 1
-                    try:
-                        await run_call(call_index, keep)
-                    except Exception as exc:  # keep going; the thread stays checkpointed for the next run
-                        summary.unfinished.append(f"call {call_index}: {type(exc).__name__}: {exc}")
-                    finally:
-                        in_flight -= 1
-                        if reporter:
-                            reporter.update(summary, in_flight)
-
-            # twice as many calls as request slots: a call waiting on its one question-writer request
-            # must not leave a slot idle; the request gate still bounds requests in flight
-            workers = max(1, min(len(pending), 1 if context.embedded else 2 * context.concurrency))
-            if reporter:
-                reporter.update(summary, 0)
-            await asyncio.gather(*(worker() for _ in range(workers)))
+            left = await run_calls(calls, context, dataset, saver, summary, stop, owns, reporter)
     except asyncio.CancelledError:
         summary.interrupted = True
         raise
     finally:
-        summary.interrupted = summary.interrupted or bool(queue) or stop.is_set()
+        summary.interrupted = summary.interrupted or left > 0 or stop.is_set()
         summary.total_done = dataset.count("done")
         summary.total_failed = dataset.count("failed")
         summary.seconds = time.monotonic() - started
@@ -254,6 +203,112 @@ async def run_job(
     return summary
 
 
+class Store(Protocol):
+    """What the engine asks of a run's store: condor.db (Dataset) or a cluster's Postgres (PostgresDataset)."""
+
+    def write_batch(self, state: BatchState) -> list[dict[str, Any]]: ...
+    def stored_per_call(self) -> dict[int, int]: ...
+    def stored_levels(self, call_index: int) -> list[str]: ...
+    def questions_of(self, call_index: int) -> dict[str, str]: ...
+
+
+class Saver(Protocol):
+    """A LangGraph checkpointer that can also list its threads (RunCheckpoints, or the cluster's Postgres one)."""
+
+    async def athread_ids(self) -> set[str]: ...
+    async def adelete_thread(self, thread_id: str) -> None: ...
+
+
+class Claims(Protocol):
+    """Exclusive hold of a call across the machines of a cluster, freed by the store if the holder dies."""
+
+    def take(self, call_index: int) -> bool: ...
+    def give_back(self, call_index: int) -> None: ...
+
+
+async def run_calls(
+    calls: list[tuple[int, int]],
+    context: Context,
+    dataset: Store,
+    saver: Saver,
+    summary: RunSummary,
+    stop: asyncio.Event,
+    owns: Callable[[int], bool],
+    reporter: Reporter | None = None,
+    claims: Claims | None = None,
+) -> int:
+    """The engine: every call of `calls` not stored yet, its thread finished or begun, its samples stored once.
+
+    With `claims` (a cluster) a call is run only while held, and what is stored and checkpointed is read again
+    after taking it: another worker may have finished it since this one started. Returns the calls left unstarted.
+    """
+    stored = dataset.stored_per_call()
+    pending = [(i, keep) for i, keep in calls if stored.get(i, 0) < keep]
+    summary.stored_before = sum(min(stored.get(i, 0), keep) for i, keep in calls)
+    queue = deque(pending)
+    in_flight = 0
+    graph = builder.compile(checkpointer=cast(Any, saver))
+    existing = await _threads_to_resume(saver, context.seed, {i for i, _ in pending}, owns)
+    summary.resumed_threads = len(existing)
+
+    def store(final: BatchState, keep: int) -> None:
+        kept = DIFFICULTIES[:keep]  # a thread begun for more questions than the run now wants keeps fewer
+        final = {**final, "samples": [s for s in final.get("samples", []) if s["difficulty"] in kept]}
+        for row in dataset.write_batch(final):
+            _count(summary, row)
+
+    async def run_call(call_index: int, keep: int) -> None:
+        """Finish the call's checkpointed thread, then write whatever of its `keep` questions is missing
+        (a larger run continues a call from the questions it wrote before)."""
+        tid = thread_id(context.seed, call_index)
+        config: Any = {"configurable": {"thread_id": tid}, "recursion_limit": recursion_limit(context)}
+        if tid in existing or claims is not None:
+            if (final := await finish_thread(graph, config, context)) is not None:
+                store(final, keep)
+            await saver.adelete_thread(tid)
+        again = stored.get(call_index) or tid in existing or claims is not None
+        levels = dataset.stored_levels(call_index) if again else []
+        if len(levels) >= keep:
+            return
+        start: BatchInput = {"call_index": call_index, "keep": keep}
+        if levels:
+            start |= {"questions": dataset.questions_of(call_index), "stored_levels": levels}
+        store(cast(BatchState, await graph.ainvoke(start, config, context=context, durability="sync")), keep)
+        await saver.adelete_thread(tid)
+
+    async def claimed(call_index: int, keep: int) -> None:
+        if claims is None:
+            return await run_call(call_index, keep)
+        if not claims.take(call_index):
+            return  # another worker holds it; the driver sees it stored, or offers it again
+        try:
+            await run_call(call_index, keep)
+        finally:
+            claims.give_back(call_index)
+
+    async def worker() -> None:
+        nonlocal in_flight
+        while queue and not stop.is_set():
+            call_index, keep = queue.popleft()
+            in_flight += 1
+            try:
+                await claimed(call_index, keep)
+            except Exception as exc:  # keep going; the thread stays checkpointed for the next run
+                summary.unfinished.append(f"call {call_index}: {type(exc).__name__}: {exc}")
+            finally:
+                in_flight -= 1
+                if reporter:
+                    reporter.update(summary, in_flight)
+
+    # twice as many calls as request slots: a call waiting on its one question-writer request
+    # must not leave a slot idle; the request gate still bounds requests in flight
+    workers = max(1, min(len(pending), 1 if context.embedded else 2 * context.concurrency))
+    if reporter:
+        reporter.update(summary, 0)
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return len(queue)
+
+
 def run_row(summary: RunSummary, started_at: float, settings: dict[str, Any]) -> dict[str, Any]:
     """The `runs` table's row for one invocation."""
     return {
@@ -265,20 +320,21 @@ def run_row(summary: RunSummary, started_at: float, settings: dict[str, Any]) ->
         "revisions": summary.revisions,
         "tokens_in": summary.tokens_in,
         "tokens_out": summary.tokens_out,
+        "cost": summary.cost,  # None (NULL) when no price was given
         "interrupted": summary.interrupted,
         "settings": json.dumps(settings, ensure_ascii=False),
     }
 
 
-def _threads_to_resume(saver: RunCheckpoints, seed: int, pending: set[int], owns: Callable[[int], bool]) -> set[str]:
+async def _threads_to_resume(saver: Saver, seed: int, pending: set[int], owns: Callable[[int], bool]) -> set[str]:
     """Checkpointed threads of pending calls; this shard's threads of calls already stored are deleted (leftovers
     of a crash between storing a call and deleting its thread)."""
-    threads = saver.thread_ids()
+    threads = await saver.athread_ids()
     wanted = {thread_id(seed, i) for i in pending}
     for leftover in threads - wanted:
         call = call_of(leftover, seed)
         if call is not None and owns(call):
-            saver.delete_thread(leftover)
+            await saver.adelete_thread(leftover)
     return threads & wanted
 
 
@@ -286,6 +342,7 @@ def _count(summary: RunSummary, row: dict[str, Any]) -> None:
     summary.revisions += row["rounds"] or 0
     summary.tokens_in += row["tokens_in"] or 0
     summary.tokens_out += row["tokens_out"] or 0
+    summary.cost = add_cost(summary.cost, row["cost"])
     if row["status"] == "done":
         summary.done += 1
     else:

@@ -1,6 +1,7 @@
 """`python -m graphs.show DIR [SAMPLE_ID]`: a run's summary, or one sample's whole story, in a terminal.
 
 Reads DIR/condor.db and DIR/checkpoints.db read-only, so it is safe on a run that is still going or was killed.
+A cluster run (its settings name a Postgres store) is read from a temporary copy pulled from the store.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from condor_state.context import cost_text
+from condor_state.postgres import StoreError, open_run, store_of
 from condor_state.rundir import CHECKPOINTS, DB_NAME, SETTINGS, read_settings, sample_row
 from graphs.options import OneLineParser, fail
 
@@ -45,6 +48,21 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection]:
     conn.row_factory = sqlite3.Row
     with closing(conn):
         yield conn
+
+
+@contextmanager
+def run_database(run_dir: Path) -> Iterator[sqlite3.Connection]:
+    """The run's samples and rounds: DIR/condor.db read-only, or a temporary pulled copy of a cluster run's store."""
+    if store_of(run_dir) is None:
+        with read_only(run_dir / DB_NAME) as conn:
+            yield conn
+        return
+    dataset = open_run(run_dir)
+    dataset.conn.row_factory = sqlite3.Row
+    try:
+        yield dataset.conn
+    finally:
+        dataset.close()
 
 
 def has_table(conn: sqlite3.Connection, name: str) -> bool:
@@ -215,7 +233,7 @@ def settings_line(settings: dict[str, Any]) -> list[tuple[str, str]]:
 def show_summary(run_dir: Path, view: View, limit: int = 20) -> None:
     view.title(f"Condor run {run_dir}")
     settings = settings_line(read_settings(run_dir))
-    with read_only(run_dir / DB_NAME) as conn:
+    with run_database(run_dir) as conn:
         if has_table(conn, "samples"):
             _sample_stats(conn, view, limit, settings)
         else:
@@ -248,6 +266,7 @@ def _sample_stats(conn: sqlite3.Connection, view: View, limit: int, settings: li
         pairs.append(("revisions", f"{agg[2] or 0} ({per:.2f} per done sample; {hist})"))
     pairs.append(("repairs", str(all_tokens[2] or 0)))
     pairs.append(("tokens", f"{all_tokens[0] or 0} in / {all_tokens[1] or 0} out"))
+    pairs += _cost(conn, done)
     view.fields(pairs)
     if failed:
         reasons = conn.execute(
@@ -268,6 +287,18 @@ def _sample_stats(conn: sqlite3.Connection, view: View, limit: int, settings: li
         ]
         shown = f"first {len(rows)} of {total}" if total > len(rows) else f"{total}"
         view.block(f"samples ({shown}; pass an id for its story)", "\n".join(lines))
+
+
+def _cost(conn: sqlite3.Connection, done: int) -> list[tuple[str, str]]:
+    """The run's cost and cost per 1,000 done samples; nothing when no sample was priced (or the file predates
+    the `cost` column: it is opened read-only, so never given one here)."""
+    if "cost" not in {info[1] for info in conn.execute("PRAGMA table_info([samples])")}:
+        return []
+    total, priced = conn.execute("SELECT sum(cost), count(cost) FROM samples").fetchone()
+    if not priced:
+        return []
+    per = f"{cost_text(total * 1000 / done)} per 1,000 done samples" if done else "no done samples"
+    return [("cost", f"{cost_text(total)} ({per})")]
 
 
 def _unfinished_report(run_dir: Path, view: View) -> None:
@@ -332,7 +363,7 @@ def find_sample(conn: sqlite3.Connection, wanted: str) -> dict[str, Any] | None:
 
 def show_sample(run_dir: Path, wanted: str, view: View) -> None:
     settings = read_settings(run_dir)
-    with read_only(run_dir / DB_NAME) as conn:
+    with run_database(run_dir) as conn:
         row = find_sample(conn, wanted)
         rounds = (
             [dict(r) for r in conn.execute("SELECT * FROM rounds WHERE sample_id = ? ORDER BY round", [row["id"]])]
@@ -428,6 +459,7 @@ def _outcome(row: dict[str, Any], rounds: list[dict[str, Any]]) -> list[tuple[st
         ("revisions", str(row.get("rounds") or 0)),
         ("repairs", str(row.get("repairs") or 0)),
         ("tokens", f"{row.get('tokens_in') or 0} in / {row.get('tokens_out') or 0} out"),
+        *([("cost", cost_text(row["cost"]))] if row.get("cost") is not None else []),
     ]
 
 
@@ -439,7 +471,7 @@ def main(argv: list[str] | None = None, view: View | None = None) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         fail(PROG, f"{run_dir} is not a directory; pass the --out directory of a run")
-    if not (run_dir / DB_NAME).is_file():
+    if not (run_dir / DB_NAME).is_file() and store_of(run_dir) is None:
         fail(PROG, f"{run_dir} has no {DB_NAME}; pass the --out directory of a run")
     view = view or default_view()
     try:
@@ -447,7 +479,7 @@ def main(argv: list[str] | None = None, view: View | None = None) -> int:
             show_sample(run_dir, args.sample_id, view)
         else:
             show_summary(run_dir, view, args.limit)
-    except ShowError as exc:
+    except (ShowError, StoreError) as exc:
         fail(PROG, str(exc))
     except sqlite3.DatabaseError as exc:
         fail(PROG, f"{run_dir / DB_NAME} is not a readable Condor database: {exc}")

@@ -18,6 +18,7 @@ import pytest
 
 from benchmarks.openai_stub import StubServer
 from tests.conftest import ROOT
+from tests.integration.postgres import PostgresServer, serving_postgres
 
 # the samples columns every consumer of condor.db may rely on
 CONTRACT_COLUMNS = {
@@ -37,6 +38,12 @@ def serving(latency: float) -> Iterator[StubServer]:
 @pytest.fixture
 def stub() -> Iterator[StubServer]:
     yield from serving(0.01)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real Postgres server for the whole session (tests/integration/postgres.py); tests take fresh databases."""
+    yield from serving_postgres()
 
 
 def cli_env(**extra: str) -> dict[str, str]:

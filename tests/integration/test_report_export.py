@@ -105,11 +105,20 @@ def test_parquet_export_loads_with_datasets_and_has_a_card(run_dir: Path, tmp_pa
     assert result.returncode == 0, result.stderr
     assert "wrote 10 samples" in result.stdout  # 11 done, the near-duplicate skipped
     data = load_with_datasets("parquet", out)
-    assert {"messages", "id", "tag_path", "task_type", "difficulty", "language", "final_score", "status"} <= set(
-        data["columns"]
-    )
+    assert {
+        "messages",
+        "id",
+        "tag_path",
+        "task_type",
+        "difficulty",
+        "language",
+        "final_score",
+        "status",
+        "cost",
+    } <= set(data["columns"])
     rows = data["rows"]
     assert len(rows) == 10 and {r["status"] for r in rows} == {"done"}
+    assert {r["cost"] for r in rows} == {None}  # the run had no price
     assert all([m["role"] for m in r["messages"]] == ["user", "assistant"] for r in rows)
     assert rows[0]["messages"][1]["content"] == rows[0]["answer"] == rows[0]["refined_answer"]
     assert "s0-0000010" not in {r["id"] for r in rows}  # the planted near-duplicate

@@ -14,7 +14,11 @@ from condor_state.context import Context, flag
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("condor_state", "agents", "prompts", "graphs")
-COMMANDS = {"graphs.run", "graphs.export", "graphs.report", "graphs.show", "graphs.tree", "graphs.cli"}
+COMMANDS = {
+    "graphs.run", "graphs.export", "graphs.report", "graphs.show", "graphs.tree", "graphs.browse", "graphs.pull",
+    "graphs.cli",
+}  # fmt: skip
+CLUSTER_ONLY = ("psycopg", "psycopg_pool", "ray", "langgraph.checkpoint.postgres")  # never on one machine's path
 
 
 def sources() -> dict[str, Path]:
@@ -82,5 +86,54 @@ def test_the_condor_command_lists_every_subcommand(capsys: pytest.CaptureFixture
 
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in ("run", "export", "report", "show", "tree"))
+    assert all(name in out for name in ("run", "export", "report", "show", "tree", "browse", "pull"))
     assert {module for module, _ in SUBCOMMANDS.values()} == COMMANDS - {"graphs.cli"}
+
+
+def imports_on_load(path: Path) -> set[str]:
+    """The modules a file imports when it is itself imported: module-level statements (also under if, try and
+    with), not those inside functions or under `if TYPE_CHECKING`."""
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.If):
+                if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+                    visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                for part in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
+                    visit(part)
+            elif isinstance(node, ast.With):
+                visit(node.body)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    return found
+
+
+def test_a_single_machine_run_never_imports_psycopg_or_ray() -> None:
+    """The cluster's libraries are imported inside the functions that need them: `graphs.run` and every project
+    module it loads (followed transitively) import none of them when loaded."""
+    modules = sources() | {package: ROOT / package / "__init__.py" for package in PACKAGES}
+    seen: set[str] = set()
+    todo = ["graphs.run"]
+    offenders: dict[str, list[str]] = {}
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        found = imports_on_load(modules[name])
+        heavy = sorted(m for m in found if any(m == c or m.startswith(f"{c}.") for c in CLUSTER_ONLY))
+        if heavy:
+            offenders[name] = heavy
+        for imported in found:
+            parts = imported.split(".")
+            todo += [".".join(parts[:n]) for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in modules]
+    assert "condor_state.dataset" in seen  # the walk did follow the run's imports
+    assert offenders == {}

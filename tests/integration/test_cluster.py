@@ -1,0 +1,175 @@
+"""A run on a real Ray cluster (a head and two worker nodes on this machine) with a real Postgres store: a lost
+node and a killed driver both end with exactly N rows, each call whole, and only in-flight requests redone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from benchmarks.openai_stub import StubServer
+from tests.conftest import ROOT
+from tests.integration.conftest import cli_env, run_cli, serving
+from tests.integration.postgres import PostgresServer
+
+SAMPLES = 45  # 15 question-writer calls
+CONCURRENCY = 6  # 3 task slots (one CPU per node) of 2 requests each
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A Ray head and two worker nodes of one CPU each, as separate raylets on this machine."""
+    from ray.cluster_utils import Cluster
+
+    ray_cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    workers = [ray_cluster.add_node(num_cpus=1) for _ in range(2)]
+    ray_cluster.wait_for_nodes()
+    ray_cluster.workers = workers  # type: ignore[attr-defined]
+    yield ray_cluster
+    ray_cluster.shutdown()
+
+
+@pytest.fixture
+def slow() -> Iterator[StubServer]:
+    yield from serving(0.15)  # slow enough that a node is removed with work in flight
+
+
+def driver(out: Path, url: str, address: str, server: StubServer, pg: PostgresServer) -> subprocess.Popen[str]:
+    args = ["--samples", str(SAMPLES), "--out", str(out), "--base-url", server.base_url]
+    args += ["--concurrency", str(CONCURRENCY), "--ray", address, "--store", url]
+    return subprocess.Popen(
+        [sys.executable, "-m", "graphs.run", *args],
+        cwd=ROOT,
+        env=cli_env(**pg.env(), OPENAI_API_KEY="sk-test-secret-1234"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def query(pg: PostgresServer, url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, password=pg.password) as conn:
+        return list(conn.execute(sql).fetchall())
+
+
+def stored(pg: PostgresServer, url: str) -> int:
+    try:
+        return int(query(pg, url, "SELECT count(*) FROM samples")[0][0])
+    except psycopg.errors.UndefinedTable:
+        return 0
+
+
+def wait_for_rows(pg: PostgresServer, url: str, proc: subprocess.Popen[str], at_least: int) -> None:
+    deadline = time.monotonic() + 240
+    while stored(pg, url) < at_least:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.2)
+
+
+def assert_whole(pg: PostgresServer, url: str) -> None:
+    """Exactly N unique rows, every call's samples the questions of its one writer reply, no thread left."""
+    rows = query(pg, url, "SELECT id, call_index, difficulty, question FROM samples")
+    assert len(rows) == SAMPLES and len({r[0] for r in rows}) == SAMPLES
+    writer = {i: json.loads(q) for i, q in query(pg, url, "SELECT call_index, questions FROM calls")}
+    assert all(writer[call][level] == question for _, call, level, question in rows)
+    assert query(pg, url, "SELECT count(*) FROM checkpoints")[0][0] == 0
+
+
+def test_a_worker_node_removed_mid_run_ends_with_exactly_n_rows_redoing_only_its_requests_in_flight(
+    tmp_path: Path, cluster: Any, slow: StubServer, postgres: PostgresServer
+) -> None:
+    url = postgres.fresh_database("lost_node")
+    proc = driver(tmp_path / "run", url, cluster.address, slow, postgres)
+    wait_for_rows(postgres, url, proc, 6)
+    in_flight = slow.in_flight
+    cluster.remove_node(cluster.workers[0])
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert f"samples: {SAMPLES}/{SAMPLES} stored" in out
+    assert_whole(postgres, url)
+    assert slow.repeats <= in_flight, (slow.repeats, in_flight)
+    assert slow.max_in_flight <= CONCURRENCY
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["store"] == url and postgres.password not in json.dumps(record)
+    assert "sk-test-secret" not in out + err
+
+
+def test_a_driver_killed_with_sigkill_leaves_nothing_writing_and_the_same_command_finishes_the_run(
+    tmp_path: Path, cluster: Any, slow: StubServer, postgres: PostgresServer
+) -> None:
+    url = postgres.fresh_database("killed_driver")
+    proc = driver(tmp_path / "run", url, cluster.address, slow, postgres)
+    wait_for_rows(postgres, url, proc, 6)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    time.sleep(3)  # Ray ends a dead driver's tasks; a straggler could still finish a call it held
+    settled = stored(postgres, url)
+    time.sleep(2)
+    assert stored(postgres, url) == settled < SAMPLES  # nothing writes any more, and the run is unfinished
+    again = driver(tmp_path / "run", url, cluster.address, slow, postgres)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert_whole(postgres, url)
+    assert slow.repeats <= CONCURRENCY  # at most the requests in flight at the kill
+
+
+def test_rpm_is_one_budget_for_the_whole_cluster(
+    tmp_path: Path, cluster: Any, slow: StubServer, postgres: PostgresServer
+) -> None:
+    url = postgres.fresh_database("rpm")
+    result = run_cli(
+        "graphs.run", "--samples", "6", "--out", str(tmp_path / "run"), "--base-url", slow.base_url,
+        "--concurrency", str(CONCURRENCY), "--rpm", "300", "--ray", cluster.address, "--store", url,
+        **postgres.env(),
+    )  # fmt: skip
+    arrivals = sorted(slow.arrivals)
+    assert result.returncode == 0, result.stderr
+    assert len(arrivals) >= 20
+    # 300 a minute is one every 0.2 s: any 11 requests span at least 2 s, less a little scheduling jitter
+    assert min(b - a for a, b in zip(arrivals, arrivals[10:], strict=False)) >= 1.9
+
+
+def test_a_cluster_run_with_other_settings_is_refused_before_any_work(
+    tmp_path: Path, slow: StubServer, postgres: PostgresServer
+) -> None:
+    url = postgres.fresh_database("settings")
+    first = run_cli(
+        "graphs.run", "--samples", "3", "--out", str(tmp_path / "a"), "--base-url", slow.base_url,
+        "--ray", "local", "--store", url, **postgres.env(),
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    requests = slow.requests
+    changed = run_cli(
+        "graphs.run", "--samples", "6", "--out", str(tmp_path / "b"), "--base-url", slow.base_url,
+        "--ray", "local", "--store", url, "--max-rounds", "5", **postgres.env(),
+    )  # fmt: skip
+    assert changed.returncode == 1 and "max_rounds: 2 -> 5" in changed.stderr
+    assert len(changed.stderr.strip().splitlines()) <= 2 and "Traceback" not in changed.stderr
+    assert slow.requests == requests
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (["--ray", "local"], "--ray and --store go together"),
+        (["--store", "postgresql://u@127.0.0.1/db"], "--ray and --store go together"),
+        (["--ray", "local", "--store", "postgresql://u:hunter2@127.0.0.1/db"], "must not hold a password"),
+        (["--ray", "local", "--store", "mysql://u@127.0.0.1/db"], "must be a postgresql:// URL"),
+    ],
+)
+def test_cluster_options_that_cannot_work_are_one_line_errors(tmp_path: Path, extra: list[str], problem: str) -> None:
+    result = run_cli(
+        "graphs.run", "--samples", "3", "--out", str(tmp_path / "run"), "--base-url", "http://127.0.0.1:9/v1", *extra
+    )
+    assert result.returncode == 2 and problem in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
