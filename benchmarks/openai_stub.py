@@ -520,6 +520,7 @@ class StubServer:
         self.requests = 0
         self.bodies: Counter[bytes] = Counter()  # a digest of each request's messages: what was asked twice
         self.arrivals: list[float] = []  # time.monotonic() of each request: the rate a client kept to
+        self.authorizations: set[str] = set()  # the Authorization headers seen: did the key reach every sender
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/stats", self._stats)
         app.router.add_get("/reset", self._reset)
@@ -576,6 +577,7 @@ class StubServer:
         self.sent = []
         self.bodies.clear()
         self.arrivals.clear()
+        self.authorizations.clear()
         return web.json_response({})
 
     async def _sent(self, _: web.Request) -> web.Response:
@@ -589,6 +591,7 @@ class StubServer:
         body = json.loads(raw or b"{}")
         self.bodies[hashlib.blake2b(json.dumps(body.get("messages")).encode(), digest_size=16).digest()] += 1
         self.arrivals.append(time.monotonic())
+        self.authorizations.add(request.headers.get("Authorization", ""))
         self.in_flight += 1
         self.requests += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)

@@ -42,7 +42,9 @@ from graphs.runner import RunError, calls_for, run_calls, run_row
 CHUNKS_PER_SLOT = 4  # chunks per task slot: small enough that a lost node's share is soon run elsewhere
 TASK_RETRIES = 5  # Ray runs a chunk again this often when its worker or node dies
 ROUNDS = 3  # offers of still-missing calls (held by a dying worker, or failed) before the driver gives up
-SECRETS = ("OPENAI_API_KEY", "PGPASSWORD", "PGPASSFILE")  # reach the workers only through the job's environment
+# Secrets reach each task as an argument, set into its worker's environment there: a runtime_env's env_vars would
+# be written in plain text to Ray's runtime_env_agent.log on every node.
+SECRETS = ("OPENAI_API_KEY", "PGPASSWORD", "PGPASSFILE")
 
 
 def store_problem(url: str) -> str | None:
@@ -105,12 +107,10 @@ async def _setup_checkpoints(url: str) -> None:
 
 
 def _connect(address: str) -> None:
-    """Start a local Ray, join this machine's cluster (auto) or connect to an address; secrets go in the job's
-    environment, never in an argument, a log line or a file."""
+    """Start a local Ray, join this machine's cluster (auto) or connect to an address."""
     import ray
 
-    env = {name: os.environ[name] for name in SECRETS if os.environ.get(name)}
-    options: dict[str, Any] = {"runtime_env": {"env_vars": env}, "logging_level": "ERROR"}
+    options: dict[str, Any] = {"logging_level": "ERROR"}
     if address == "local":
         ray.init(include_dashboard=False, **options)
     else:
@@ -135,6 +135,7 @@ def _drive(
     base = {"done": store.count("done"), "failed": store.count("failed")}
     slots = max(1, min(context.concurrency, int(ray.cluster_resources().get("CPU", 1))))
     task = ray.remote(run_chunk).options(num_cpus=1, max_retries=TASK_RETRIES)
+    secrets = {name: os.environ[name] for name in SECRETS if os.environ.get(name)}
     budget = None
     if context.rpm > 0:  # on the head node, which lives as long as the cluster
         actor = ray.remote(RequestTimes).options(num_cpus=0, resources={"node:__internal_head__": 0.001})
@@ -162,7 +163,8 @@ def _drive(
                 while queue and free:
                     slot = free.pop()
                     chunk_context = replace(context, **_share(context, slot, slots))
-                    running[task.remote(url, _fields(chunk_context), queue.pop(0), samples, budget)] = slot
+                    chunk = queue.pop(0)
+                    running[task.remote(url, _fields(chunk_context), chunk, samples, budget, secrets)] = slot
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
                 for ref in ready:
                     free.append(running.pop(ref))
@@ -248,9 +250,15 @@ def _add(summary: RunSummary, part: dict[str, Any]) -> None:
 
 
 def run_chunk(
-    url: str, settings: dict[str, Any], calls: list[tuple[int, int]], samples: int, budget: tuple[Any, int] | None
+    url: str,
+    settings: dict[str, Any],
+    calls: list[tuple[int, int]],
+    samples: int,
+    budget: tuple[Any, int] | None,
+    secrets: dict[str, str],
 ) -> dict[str, Any]:
     """A Ray task: the engine over one chunk of calls, on this worker's own event loop."""
+    os.environ.update(secrets)  # this job's worker process only: the model client and libpq read them here
     chunk = [(int(i), int(keep)) for i, keep in calls]
     return asyncio.run(_run_chunk(url, Context(**settings), chunk, samples, budget))
 

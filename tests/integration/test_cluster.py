@@ -101,7 +101,18 @@ def test_a_worker_node_removed_mid_run_ends_with_exactly_n_rows_redoing_only_its
     assert slow.max_in_flight <= CONCURRENCY
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["store"] == url and postgres.password not in json.dumps(record)
+    assert slow.authorizations == {"Bearer sk-test-secret-1234"}  # the key reached every worker's requests
     assert "sk-test-secret" not in out + err
+    assert not secrets_in(Path(cluster.head_node.get_session_dir_path()), ["sk-test-secret", postgres.password])
+
+
+def secrets_in(session: Path, secrets: list[str]) -> list[str]:
+    """Files of Ray's session (logs, job records, spilled objects) that hold a secret."""
+    return [
+        str(path)
+        for path in session.rglob("*")
+        if path.is_file() and any(secret.encode() in path.read_bytes() for secret in secrets)
+    ]
 
 
 def test_a_driver_killed_with_sigkill_leaves_nothing_writing_and_the_same_command_finishes_the_run(
@@ -121,6 +132,26 @@ def test_a_driver_killed_with_sigkill_leaves_nothing_writing_and_the_same_comman
     assert again.returncode == 0, err
     assert_whole(postgres, url)
     assert slow.repeats <= CONCURRENCY  # at most the requests in flight at the kill
+
+
+def test_sigterm_cancels_the_clusters_tasks_and_the_same_command_finishes_the_run(
+    tmp_path: Path, cluster: Any, slow: StubServer, postgres: PostgresServer
+) -> None:
+    url = postgres.fresh_database("stopped")
+    proc = driver(tmp_path / "run", url, cluster.address, slow, postgres)
+    wait_for_rows(postgres, url, proc, 6)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "stopped early" in out
+    settled = stored(postgres, url)
+    time.sleep(2)
+    assert stored(postgres, url) == settled < SAMPLES  # the cancelled tasks write nothing more
+    again = driver(tmp_path / "run", url, cluster.address, slow, postgres)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert_whole(postgres, url)
+    assert slow.repeats <= CONCURRENCY  # at most the requests in flight when the tasks were cancelled
 
 
 def test_rpm_is_one_budget_for_the_whole_cluster(
