@@ -39,7 +39,7 @@ from condor_state.state import add_cost
 from graphs.progress import Reporter, RunSummary
 from graphs.runner import RunError, calls_for, run_calls, run_row
 
-CHUNKS_PER_SLOT = 4  # chunks per task slot: small enough that a lost node's share is soon run elsewhere
+CHUNKS_PER_SLOT = 4  # chunks per task slot, when the run is large enough: a lost node's share is soon run elsewhere
 TASK_RETRIES = 5  # Ray runs a chunk again this often when its worker or node dies
 ROUNDS = 3  # offers of still-missing calls (held by a dying worker, or failed) before the driver gives up
 # Secrets reach each task as an argument, set into its worker's environment there: a runtime_env's env_vars would
@@ -155,7 +155,8 @@ def _drive(
             pending = [(i, keep) for i, keep in plan if stored.get(i, 0) < keep]
             if not pending or stopping:
                 break
-            size = math.ceil(len(pending) / (slots * CHUNKS_PER_SLOT))
+            # at least enough calls to keep a slot's share of requests busy (the engine keeps two calls per slot)
+            size = max(math.ceil(len(pending) / (slots * CHUNKS_PER_SLOT)), 4 * math.ceil(context.concurrency / slots))
             queue = [pending[i : i + size] for i in range(0, len(pending), size)]
             running: dict[Any, int] = {}  # task -> its slot
             free = list(range(slots))
