@@ -14,6 +14,7 @@ import asyncio
 import math
 import os
 import signal
+import socket
 import sys
 import time
 from collections import deque
@@ -28,6 +29,7 @@ from agents.models import close_pool, pool
 from condor_state.context import Context
 from condor_state.rundir import (
     SETTINGS,
+    DirectoryInUse,
     SettingsChanged,
     hold,
     read_settings,
@@ -82,7 +84,7 @@ def _check(out: Path, samples: int, settings: dict[str, Any], url: str, store: A
     try:
         out.mkdir(parents=True, exist_ok=True)
         hold(out)
-    except OSError as exc:
+    except (DirectoryInUse, OSError) as exc:
         raise RunError(str(exc)) from None
     recorded_store = read_settings(out).get("store")
     if (out / SETTINGS).exists() and recorded_store != url:
@@ -111,10 +113,26 @@ def _connect(address: str) -> None:
     import ray
 
     options: dict[str, Any] = {"logging_level": "ERROR"}
-    if address == "local":
-        ray.init(include_dashboard=False, **options)
-    else:
-        ray.init(address=address, **options)
+    if address not in {"local", "auto"} and not address.startswith("ray://"):
+        _reachable(address)  # ray.init retries an unreachable GCS address for minutes
+    try:
+        if address == "local":
+            ray.init(include_dashboard=False, **options)
+        else:
+            ray.init(address=address, **options)
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError… for an unreachable cluster
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise RunError(f"cannot reach the Ray cluster at {address}: {reason}") from None
+
+
+def _reachable(address: str) -> None:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=10).close()
+    except ValueError:
+        raise RunError(f"--ray {address}: expected local, auto, HOST:PORT or ray://HOST:PORT") from None
+    except OSError as exc:
+        raise RunError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 def _drive(

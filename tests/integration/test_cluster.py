@@ -18,7 +18,7 @@ import pytest
 
 from benchmarks.openai_stub import StubServer
 from tests.conftest import ROOT
-from tests.integration.conftest import cli_env, run_cli, serving
+from tests.integration.conftest import cli_env, free_port, run_cli, serving
 from tests.integration.postgres import PostgresServer
 
 SAMPLES = 45  # 15 question-writer calls
@@ -187,6 +187,24 @@ def test_a_cluster_run_with_other_settings_is_refused_before_any_work(
     assert changed.returncode == 1 and "max_rounds: 2 -> 5" in changed.stderr
     assert len(changed.stderr.strip().splitlines()) <= 2 and "Traceback" not in changed.stderr
     assert slow.requests == requests
+
+
+def test_an_unreachable_cluster_or_store_is_one_line_before_any_work(
+    tmp_path: Path, slow: StubServer, postgres: PostgresServer
+) -> None:
+    url = postgres.fresh_database("unreachable")
+    nobody = f"postgresql://condor@127.0.0.1:{free_port()}/none"
+    for extra, problem in (
+        (["--ray", "127.0.0.1:1", "--store", url], "cannot reach the Ray cluster at 127.0.0.1:1"),
+        (["--ray", "local", "--store", nobody], "cannot open the store"),
+    ):
+        result = run_cli(
+            "graphs.run", "--samples", "3", "--out", str(tmp_path / "run"), "--base-url", slow.base_url, *extra,
+            timeout=120, **postgres.env(),
+        )  # fmt: skip
+        assert result.returncode == 1 and problem in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+    assert slow.requests == 0
 
 
 @pytest.mark.parametrize(
