@@ -159,7 +159,12 @@ def select(
 
 
 def write_jsonl(rows: list[dict[str, Any]], fmt: str, answers: str, output: str, metadata: bool) -> int:
-    lines = [json.dumps(item, ensure_ascii=False) for row in rows if (item := record(row, fmt, answers, metadata))]
+    return write_lines([item for row in rows if (item := record(row, fmt, answers, metadata))], output)
+
+
+def write_lines(records: list[dict[str, Any]], output: str) -> int:
+    """One JSON object per line, to the file or to standard output ('-')."""
+    lines = [json.dumps(item, ensure_ascii=False) for item in records]
     text = "\n".join(lines) + ("\n" if lines else "")
     if output == "-":
         print(text, end="")
@@ -222,13 +227,7 @@ def write_dpo(pairs: list[Pair], output: str, metadata: bool) -> int:
     """JSONL, or Parquet with the same columns when the file ends in .parquet."""
     records = [dpo_record(pair, metadata) for pair in pairs]
     if not output.endswith(".parquet"):
-        lines = [json.dumps(item, ensure_ascii=False) for item in records]
-        text = "\n".join(lines) + ("\n" if lines else "")
-        if output == "-":
-            print(text, end="")
-        else:
-            Path(output).write_text(text, encoding="utf-8")
-        return len(lines)
+        return write_lines(records, output)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
