@@ -115,6 +115,10 @@ def _connect(address: str) -> None:
     options: dict[str, Any] = {"logging_level": "ERROR"}
     if address not in {"local", "auto"} and not address.startswith("ray://"):
         _reachable(address)  # ray.init retries an unreachable GCS address for minutes
+    if address.startswith("ray://") and not os.environ.get("RAY_AUTH_MODE") and _ray_token():
+        # Ray turns token authentication on where a token exists, but Ray Client does not: without this its
+        # requests reach a token-authenticated cluster with no token and time out
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         if address == "local":
             ray.init(include_dashboard=False, **options)
@@ -123,6 +127,12 @@ def _connect(address: str) -> None:
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError… for an unreachable cluster
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise RunError(f"cannot reach the Ray cluster at {address}: {reason}") from None
+
+
+def _ray_token() -> bool:
+    """Whether this machine has a Ray authentication token where Ray looks for one."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(path)
 
 
 def _reachable(address: str) -> None:

@@ -30,7 +30,9 @@ def cluster() -> Iterator[Any]:
     """A Ray head and two worker nodes of one CPU each, as separate raylets on this machine."""
     from ray.cluster_utils import Cluster
 
-    ray_cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    head = {"num_cpus": 1, "include_dashboard": False, "ray_client_server_port": free_port()}
+    ray_cluster = Cluster(initialize_head=True, head_node_args=head)
+    ray_cluster.client_port = head["ray_client_server_port"]  # type: ignore[attr-defined]
     workers = [ray_cluster.add_node(num_cpus=1) for _ in range(2)]
     ray_cluster.wait_for_nodes()
     ray_cluster.workers = workers  # type: ignore[attr-defined]
@@ -132,6 +134,18 @@ def test_a_driver_killed_with_sigkill_leaves_nothing_writing_and_the_same_comman
     assert again.returncode == 0, err
     assert_whole(postgres, url)
     assert slow.repeats <= CONCURRENCY  # at most the requests in flight at the kill
+
+
+def test_a_driver_outside_the_cluster_runs_through_ray_client(
+    tmp_path: Path, cluster: Any, slow: StubServer, postgres: PostgresServer
+) -> None:
+    url = postgres.fresh_database("client")
+    result = run_cli(
+        "graphs.run", "--samples", "6", "--out", str(tmp_path / "run"), "--base-url", slow.base_url,
+        "--ray", f"ray://127.0.0.1:{cluster.client_port}", "--store", url, **postgres.env(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert stored(postgres, url) == 6
 
 
 def test_sigterm_cancels_the_clusters_tasks_and_the_same_command_finishes_the_run(
