@@ -136,13 +136,15 @@ def test_a_driver_killed_with_sigkill_leaves_nothing_writing_and_the_same_comman
     assert slow.repeats <= CONCURRENCY  # at most the requests in flight at the kill
 
 
-def test_a_driver_outside_the_cluster_runs_through_ray_client(
-    tmp_path: Path, cluster: Any, slow: StubServer, postgres: PostgresServer
+@pytest.mark.parametrize("how", ["auto", "client"])
+def test_a_driver_joins_this_machines_cluster_or_reaches_it_through_ray_client(
+    how: str, tmp_path: Path, cluster: Any, slow: StubServer, postgres: PostgresServer
 ) -> None:
-    url = postgres.fresh_database("client")
+    url = postgres.fresh_database(f"joined_{how}")
+    address = "auto" if how == "auto" else f"ray://127.0.0.1:{cluster.client_port}"
     result = run_cli(
         "graphs.run", "--samples", "6", "--out", str(tmp_path / "run"), "--base-url", slow.base_url,
-        "--ray", f"ray://127.0.0.1:{cluster.client_port}", "--store", url, **postgres.env(),
+        "--ray", address, "--store", url, **postgres.env(),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert stored(postgres, url) == 6
