@@ -86,6 +86,8 @@ class Unfinished:
 
 def unfinished_threads(run_dir: Path) -> tuple[list[Unfinished], str]:
     """Threads left in the checkpoint file (the runner deletes finished ones), and a note when it is unreadable."""
+    if url := store_of(run_dir):
+        return _store_threads(url)
     path = run_dir / CHECKPOINTS
     if not path.is_file():
         return [], ""
@@ -95,21 +97,40 @@ def unfinished_threads(run_dir: Path) -> tuple[list[Unfinished], str]:
                 return [], ""
             ids = [row[0] for row in conn.execute("SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id")]
             threads = [Unfinished(thread_id) for thread_id in ids]
-            _fill_states(conn, threads)
+            if threads:
+                from langgraph.checkpoint.sqlite import SqliteSaver
+
+                _fill_states(SqliteSaver(conn), threads)
     except (sqlite3.Error, ShowError) as exc:
         return [], f"{path} is unreadable: {exc}"
     return threads, ""
 
 
-def _fill_states(conn: sqlite3.Connection, threads: list[Unfinished]) -> None:
-    """Each thread's latest state and next node, as the graph sees it; a bad checkpoint is noted, not fatal."""
-    if not threads:
-        return
-    from langgraph.checkpoint.sqlite import SqliteSaver
+def _store_threads(url: str) -> tuple[list[Unfinished], str]:
+    """A cluster run's threads, from the store's checkpoint tables (read only)."""
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
 
+    from condor_state.postgres import connect
+
+    try:
+        with connect(url, "condor show") as conn:
+            if conn.execute("SELECT to_regclass('checkpoints') AS t").fetchone() in (None, {"t": None}):
+                return [], ""
+            query = "SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id"
+            threads = [Unfinished(row["thread_id"]) for row in conn.execute(query)]
+            if threads:
+                _fill_states(PostgresSaver(conn), threads)
+    except (StoreError, psycopg.Error) as exc:
+        return [], f"the store's checkpoints are unreadable: {' '.join(str(exc).split())}"
+    return threads, ""
+
+
+def _fill_states(saver: Any, threads: list[Unfinished]) -> None:
+    """Each thread's latest state and next node, as the graph sees it; a bad checkpoint is noted, not fatal."""
     from graphs.graph import builder
 
-    graph = builder.compile(checkpointer=SqliteSaver(conn))
+    graph = builder.compile(checkpointer=saver)
     for thread in threads:
         try:
             snapshot = graph.get_state({"configurable": {"thread_id": thread.thread_id}})
@@ -312,9 +333,9 @@ def _unfinished_report(run_dir: Path, view: View) -> None:
     lines = [_thread_line(t) for t in threads[:10]]
     if len(threads) > 10:
         lines.append(f"... and {len(threads) - 10} more")
+    where = "the store's checkpoints" if store_of(run_dir) else CHECKPOINTS
     view.block(
-        f"unfinished: {_plural(len(threads), 'question-writer call')} in {CHECKPOINTS} "
-        "(re-run the same command to resume)",
+        f"unfinished: {_plural(len(threads), 'question-writer call')} in {where} (re-run the same command to resume)",
         "\n".join(lines),
         style="yellow",
     )
