@@ -140,16 +140,21 @@ def cpu_per_sample(work: Path, small: int, large: int) -> dict[str, float]:
         bare = breakdown("bare", stub.url + "/v1", "2000", "16") / 2000
     finally:
         stub.close()
-    engine = (
-        breakdown("engine", str(work / "engine-large"), str(large))
-        - breakdown("engine", str(work / "engine-small"), str(small))
-    ) / (large - small)
+    engine, chat = (
+        (
+            breakdown(mode, str(work / f"{mode}-large"), str(large))
+            - breakdown(mode, str(work / f"{mode}-small"), str(small))
+        )
+        / (large - small)
+        for mode in ("engine", "engine-chat")
+    )
     return {
         "total": (b["cpu"] - a["cpu"]) / (large - small),
         "requests_per_sample": per_sample,
         "client_per_request": client,
         "bare_per_request": bare,
         "engine": engine,
+        "langchain_layer": chat - engine,
     }
 
 
@@ -257,6 +262,8 @@ def main() -> None:
         )
         print(f"  engine alone (graph, prompts, parsing, checkpoints, storage; instant in-process model): "
               f"{cpu['engine'] * 1000:.1f} ms", flush=True)  # fmt: skip
+        print(f"  LangChain's chat-model layer under the graph (the instant model as a BaseChatModel, minus the "
+              f"above): {cpu['langchain_layer'] * 1000:.1f} ms", flush=True)  # fmt: skip
         sizes = [max(100, int(1000 * scale)), max(1000, int(10000 * scale))]
         rss = peak_rss(work, sizes)
         print("\n## Peak RSS of graphs.run (target: flat)")

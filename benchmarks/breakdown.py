@@ -3,17 +3,22 @@
 Run by benchmarks.bench in fresh processes, so imports and caches do not leak between figures:
   python -m benchmarks.breakdown client BASE_URL REQUESTS CONCURRENCY  -> CPU seconds of REQUESTS ChatOpenAI calls
   python -m benchmarks.breakdown engine OUT SAMPLES                   -> CPU seconds of run_job with instant replies
+  python -m benchmarks.breakdown engine-chat OUT SAMPLES              -> the same, the instant model a BaseChatModel
+                                                                         (what LangChain's layer costs under a graph)
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 
 import agents.models
 from agents.models import close_pool, pool
@@ -54,6 +59,29 @@ class InstantModel:
         )
 
 
+class InstantChat(BaseChatModel):
+    """InstantModel's replies through LangChain's chat-model layer (callbacks, run tree, message objects), as
+    OpenAIChat has it: with the same precomputed signature, so only what every served call pays is measured."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "instant"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **_: Any) -> ChatResult:
+        raise NotImplementedError
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **_: Any
+    ) -> ChatResult:
+        roles = {"human": "user", "ai": "assistant"}
+        conversation = [{"role": roles.get(m.type, m.type), "content": str(m.content)} for m in messages]
+        reply = await InstantModel().ainvoke(conversation)
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+
+InstantChat._agenerate.__signature__ = inspect.signature(InstantChat._agenerate)  # type: ignore[attr-defined]
+
+
 async def bare(base_url: str, requests: int, concurrency: int) -> float:
     """A bare aiohttp client posting the same critic prompt and reading the reply: the floor of client CPU."""
     import aiohttp
@@ -73,9 +101,9 @@ async def bare(base_url: str, requests: int, concurrency: int) -> float:
         return time.process_time() - started
 
 
-async def engine(out: Path, samples: int) -> float:
+async def engine(out: Path, samples: int, chat: bool = False) -> float:
     """run_job as graphs.run runs it (graph, prompts, parsing, checkpoints, storage), the model call instant."""
-    instant = InstantModel()
+    instant: Any = InstantChat() if chat else InstantModel()
 
     def instant_model(context: Context, role: str, shared: agents.models.ModelPool | None = None) -> Any:
         return instant
@@ -93,7 +121,7 @@ def main() -> None:
     elif what == "bare":
         seconds = asyncio.run(bare(args[0], int(args[1]), int(args[2])))
     else:
-        seconds = asyncio.run(engine(Path(args[0]), int(args[1])))
+        seconds = asyncio.run(engine(Path(args[0]), int(args[1]), chat=what == "engine-chat"))
     print(f"{seconds:.4f}")
 
 
