@@ -262,8 +262,8 @@ def main() -> None:
         )
         print(f"  engine alone (graph, prompts, parsing, checkpoints, storage; instant in-process model): "
               f"{cpu['engine'] * 1000:.1f} ms", flush=True)  # fmt: skip
-        print(f"  LangChain's chat-model layer under the graph (the instant model as a BaseChatModel, minus the "
-              f"above): {cpu['langchain_layer'] * 1000:.1f} ms", flush=True)  # fmt: skip
+        print(f"  LangChain's chat-model layer and OpenAIChat around the request, under the graph "
+              f"(engine-chat minus engine): {cpu['langchain_layer'] * 1000:.1f} ms", flush=True)  # fmt: skip
         sizes = [max(100, int(1000 * scale)), max(1000, int(10000 * scale))]
         rss = peak_rss(work, sizes)
         print("\n## Peak RSS of graphs.run (target: flat)")

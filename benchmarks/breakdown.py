@@ -3,7 +3,7 @@
 Run by benchmarks.bench in fresh processes, so imports and caches do not leak between figures:
   python -m benchmarks.breakdown client BASE_URL REQUESTS CONCURRENCY  -> CPU seconds of REQUESTS ChatOpenAI calls
   python -m benchmarks.breakdown engine OUT SAMPLES                   -> CPU seconds of run_job with instant replies
-  python -m benchmarks.breakdown engine-chat OUT SAMPLES              -> the same, the instant model a BaseChatModel
+  python -m benchmarks.breakdown engine-chat OUT SAMPLES              -> the same, the instant model an OpenAIChat
                                                                          (what LangChain's layer costs under a graph)
 """
 
@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 import agents.models
 from agents.models import close_pool, pool
+from agents.openai_chat import OpenAIChat
 from benchmarks.openai_stub import reply_for
 from condor_state.context import Context
 from graphs.runner import run_job
@@ -59,16 +59,9 @@ class InstantModel:
         )
 
 
-class InstantChat(BaseChatModel):
-    """InstantModel's replies through LangChain's chat-model layer (callbacks, run tree, message objects), as
-    OpenAIChat has it: with the same precomputed signature, so only what every served call pays is measured."""
-
-    @property
-    def _llm_type(self) -> str:
-        return "instant"
-
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **_: Any) -> ChatResult:
-        raise NotImplementedError
+class InstantChat(OpenAIChat):
+    """OpenAIChat with its HTTP request replaced by InstantModel's reply: what a served call costs in LangChain's
+    layer and Condor's client around the request (callbacks and run tree when anyone listens, messages, usage)."""
 
     async def _agenerate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **_: Any
@@ -103,7 +96,7 @@ async def bare(base_url: str, requests: int, concurrency: int) -> float:
 
 async def engine(out: Path, samples: int, chat: bool = False) -> float:
     """run_job as graphs.run runs it (graph, prompts, parsing, checkpoints, storage), the model call instant."""
-    instant: Any = InstantChat() if chat else InstantModel()
+    instant: Any = InstantChat(base_url="http://127.0.0.1:9/v1", model="instant") if chat else InstantModel()
 
     def instant_model(context: Context, role: str, shared: agents.models.ModelPool | None = None) -> Any:
         return instant

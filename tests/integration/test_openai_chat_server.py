@@ -7,12 +7,13 @@ import asyncio
 import random
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import aiohttp
 import pytest
 from aiohttp import web
 from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
@@ -238,6 +239,61 @@ def test_callbacks_and_astream_events_see_every_call(server: StubServer) -> None
     assert recorder.started[0]["invocation_params"]["max_tokens"] == 32
     assert KEY not in str(recorder.started)
     assert "on_chat_model_start" in kinds and "on_chat_model_end" in kinds
+
+
+def test_a_call_nobody_listens_to_skips_the_run_bookkeeping_and_gives_the_same_reply(
+    server: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = lean(server, max_tokens=32)
+    whole_path: list[int] = []
+    original = BaseChatModel.ainvoke
+
+    async def spy(self: BaseChatModel, *args: Any, **kwargs: Any) -> Any:
+        whole_path.append(1)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BaseChatModel, "ainvoke", spy)
+
+    async def scenario() -> tuple[AIMessage, AIMessage]:
+        quiet = await model.ainvoke(CONVERSATIONS[0])
+        heard = await model.ainvoke(CONVERSATIONS[0], config={"callbacks": [Recorder()]})
+        await model.aclose()
+        return quiet, heard
+
+    quiet, heard = asyncio.run(scenario())
+    assert whole_path == [1]  # only the call with a handler took LangChain's whole path
+    assert quiet.content == heard.content and quiet.usage_metadata == heard.usage_metadata
+    assert quiet.response_metadata == heard.response_metadata and quiet.response_metadata["finish_reason"] == "stop"
+
+
+class OneAnswer(TypedDict):
+    answer: NotRequired[str]
+
+
+def test_a_handler_given_to_a_graph_run_sees_the_model_calls_inside_it(server: StubServer) -> None:
+    """What Studio and tracers rely on: callbacks inherited from the graph's run reach each model call."""
+    from langgraph.graph import START, StateGraph
+
+    model = lean(server, max_tokens=32)
+
+    async def node(state: OneAnswer) -> dict[str, Any]:
+        return {"answer": str((await model.ainvoke("Inside a graph?")).content)}
+
+    builder = StateGraph(OneAnswer)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    graph = builder.compile()
+    recorder = Recorder()
+
+    async def scenario() -> dict[str, Any]:
+        quiet = await graph.ainvoke({})
+        heard = await graph.ainvoke({}, config={"callbacks": [recorder]})
+        await model.aclose()
+        assert quiet["answer"] == heard["answer"]
+        return heard
+
+    assert asyncio.run(scenario())["answer"].startswith("An answer")
+    assert len(recorder.started) == 1 and len(recorder.ended) == 1
 
 
 def test_the_request_on_the_wire_and_4xx_errors() -> None:
