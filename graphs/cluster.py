@@ -43,6 +43,7 @@ from graphs.runner import RunError, calls_for, run_calls, run_row
 
 CHUNKS_PER_SLOT = 4  # chunks per task slot, when the run is large enough: a lost node's share is soon run elsewhere
 TASK_RETRIES = 5  # Ray runs a chunk again this often when its worker or node dies
+CLIENT_ATTEMPTS = 3  # Ray Client connections tried while its proxy fails to start the per-client server
 ROUNDS = 3  # offers of still-missing calls (held by a dying worker, or failed) before the driver gives up
 # Secrets reach each task as an argument, set into its worker's environment there: a runtime_env's env_vars would
 # be written in plain text to Ray's runtime_env_agent.log on every node.
@@ -119,14 +120,18 @@ def _connect(address: str) -> None:
         # Ray turns token authentication on where a token exists, but Ray Client does not: without this its
         # requests reach a token-authenticated cluster with no token and time out
         os.environ["RAY_AUTH_MODE"] = "token"
-    try:
-        if address == "local":
-            ray.init(include_dashboard=False, **options)
-        else:
-            ray.init(address=address, **options)
-    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError… for an unreachable cluster
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise RunError(f"cannot reach the Ray cluster at {address}: {reason}") from None
+    for attempt in range(CLIENT_ATTEMPTS):
+        try:
+            if address == "local":
+                ray.init(include_dashboard=False, **options)
+            else:
+                ray.init(address=address, **options)
+            return
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError… for an unreachable cluster
+            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            if "client server failed" in reason and attempt + 1 < CLIENT_ATTEMPTS:
+                continue  # Ray Client's proxy lost the fork of its per-client server (a gRPC race); a new one is made
+            raise RunError(f"cannot reach the Ray cluster at {address}: {reason}") from None
 
 
 def _ray_token() -> bool:
