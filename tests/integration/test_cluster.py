@@ -83,6 +83,16 @@ def wait_for_rows(pg: PostgresServer, url: str, proc: subprocess.Popen[str], at_
         time.sleep(0.2)
 
 
+def run_under_way(
+    tmp_path: Path, name: str, cluster: Any, slow: StubServer, postgres: PostgresServer
+) -> tuple[str, subprocess.Popen[str]]:
+    """A driver on a fresh store, once it has stored its first calls (so an interruption lands mid-run)."""
+    url = postgres.fresh_database(name)
+    proc = driver(tmp_path / "run", url, cluster.address, slow, postgres)
+    wait_for_rows(postgres, url, proc, 6)
+    return url, proc
+
+
 def assert_whole(pg: PostgresServer, url: str) -> None:
     """Exactly N unique rows, every call's samples the questions of its one writer reply, no thread left."""
     rows = query(pg, url, "SELECT id, call_index, difficulty, question FROM samples")
@@ -95,9 +105,7 @@ def assert_whole(pg: PostgresServer, url: str) -> None:
 def test_a_worker_node_removed_mid_run_ends_with_exactly_n_rows_redoing_only_its_steps_in_progress(
     tmp_path: Path, cluster: Any, slow: StubServer, postgres: PostgresServer
 ) -> None:
-    url = postgres.fresh_database("lost_node")
-    proc = driver(tmp_path / "run", url, cluster.address, slow, postgres)
-    wait_for_rows(postgres, url, proc, 6)
+    url, proc = run_under_way(tmp_path, "lost_node", cluster, slow, postgres)
     cluster.remove_node(cluster.workers[0])
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
@@ -124,9 +132,7 @@ def secrets_in(session: Path, secrets: list[str]) -> list[str]:
 def test_a_driver_killed_with_sigkill_leaves_nothing_writing_and_the_same_command_finishes_the_run(
     tmp_path: Path, cluster: Any, slow: StubServer, postgres: PostgresServer
 ) -> None:
-    url = postgres.fresh_database("killed_driver")
-    proc = driver(tmp_path / "run", url, cluster.address, slow, postgres)
-    wait_for_rows(postgres, url, proc, 6)
+    url, proc = run_under_way(tmp_path, "killed_driver", cluster, slow, postgres)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     time.sleep(3)  # Ray ends a dead driver's tasks; a straggler could still finish a call it held
@@ -157,9 +163,7 @@ def test_a_driver_joins_this_machines_cluster_or_reaches_it_through_ray_client(
 def test_sigterm_cancels_the_clusters_tasks_and_the_same_command_finishes_the_run(
     tmp_path: Path, cluster: Any, slow: StubServer, postgres: PostgresServer
 ) -> None:
-    url = postgres.fresh_database("stopped")
-    proc = driver(tmp_path / "run", url, cluster.address, slow, postgres)
-    wait_for_rows(postgres, url, proc, 6)
+    url, proc = run_under_way(tmp_path, "stopped", cluster, slow, postgres)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 130 and "Traceback" not in err, err
