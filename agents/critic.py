@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agents.each_sample import each_active_sample
+from agents.each_sample import each_active_sample, request_scope
 from agents.model_call import ask
 from condor_state.context import Context
 from condor_state.state import BatchState, Round, Sample, revisions, with_usage
@@ -23,7 +23,7 @@ async def _judge(sample: Sample, state: BatchState, context: Context) -> Sample:
         return sample
     language = state["language"]
     messages = build_messages(sample["question"], sample["answer"] or "", language)
-    outcome = await ask(context, "critic", messages, parse_critique, language)
+    outcome = await ask(context, "critic", messages, parse_critique, language, scope=request_scope(sample))
     updated = with_usage(sample, outcome.tokens_in, outcome.tokens_out, outcome.repairs, outcome.cost)
     verdict = outcome.value
     if verdict is None and revisions(sample):  # the revision stands; only its score is unknown

@@ -23,3 +23,8 @@ async def each_active_sample(state: BatchState, runtime: Runtime[Context], step:
         return await step(sample, state, context) if sample["status"] == "active" else sample
 
     return {"samples": list(await asyncio.gather(*(one(s) for s in samples)))}
+
+
+def request_scope(sample: Sample) -> str:
+    """Names a sample's request within its thread: which sample, at which round (the role and attempt are added)."""
+    return f"{sample['id']}/{len(sample['rounds'])}"

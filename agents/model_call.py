@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypedDict, TypeVar
 
 from langchain_core.messages import AIMessage
 
@@ -36,6 +39,36 @@ class Outcome(Generic[T]):
         return (self.tokens_in * self.price[0] + self.tokens_out * self.price[1]) / 1_000_000
 
 
+class Reply(TypedDict, total=False):
+    """What one request gave, as plain data: the text with its usage and finish reason, or why there is none."""
+
+    text: str
+    usage: dict[str, int] | None
+    finish_reason: str | None
+    failed: str
+    unavailable: str
+
+
+class ReplyLog(Protocol):
+    """Where a thread's replies are kept the moment they arrive: the run's checkpointer, beside the thread."""
+
+    async def arecord_reply(self, thread_id: str, key: str, reply: str) -> None: ...
+
+
+@dataclass
+class ThreadReplies:
+    """The replies of the thread being run: recorded as they come, and those of an earlier, interrupted attempt at
+    it (read once when it is resumed), given back instead of asking again."""
+
+    log: ReplyLog
+    thread_id: str
+    recorded: dict[str, str] = field(default_factory=dict)
+
+
+# Set by the run engine around each thread it runs; None (Studio, a graph run by hand) records nothing.
+thread_replies: ContextVar[ThreadReplies | None] = ContextVar("thread_replies", default=None)
+
+
 async def ask(
     context: Context,
     role: str,
@@ -43,38 +76,30 @@ async def ask(
     parse: Callable[[str], T],
     language: str,
     formatted: bool = True,
+    scope: str = "",
 ) -> Outcome[T]:
     """Call the role's model and parse its reply, re-asking up to context.max_repairs times.
 
     A re-ask says what was wrong: the format (or, for a plain turn, just the question) again, only the missing
-    parts of a partly usable reply, or a length budget after a reply cut at the token limit.
+    parts of a partly usable reply, or a length budget after a reply cut at the token limit. `scope` names the
+    request within its thread (the sample and its round), so a resumed step finds the replies it already had.
     """
     outcome: Outcome[T] = Outcome(price=context.price_for(role))
-    models = pool()
-    try:
-        model = await models.for_role(context, role)
-    except ModelUnavailable as exc:
-        outcome.error = f"{role}: {exc}"
-        return outcome
     conversation = list(messages)
     reason = ""
     for attempt in range(context.max_repairs + 1):
-        try:
-            async with models.slot(context):
-                reply = await model.ainvoke(conversation)
-        except ModelUnavailable as exc:
-            outcome.error = f"{role}: {exc}"
+        reply = await _reply(context, role, conversation, f"{scope}/{role}/{attempt}")
+        if "unavailable" in reply:
+            outcome.error = f"{role}: {reply['unavailable']}"
             return outcome
-        except Exception as exc:  # left after the client's own retries, or an unreadable response body
-            reason = f"request failed: {type(exc).__name__}: {str(exc)[:300]}"
+        if "failed" in reply:  # left after the client's own retries, or an unreadable response body
+            reason = reply["failed"]
             continue  # counts as an attempt; re-ask the same conversation
-        if not isinstance(reply, AIMessage):  # a chat model always answers with one; a stand-in might not
-            reply = AIMessage(content=reply.content)
-        text = _text(reply)
+        text = reply.get("text", "")
         _count_tokens(outcome, reply, conversation, text)
         outcome.raw = text
         outcome.repairs = attempt
-        if reply.response_metadata.get("finish_reason") == "length":
+        if reply.get("finish_reason") == "length":
             reason = TRUNCATED_REASON
             conversation = [*messages, *truncation_messages(text, context.max_tokens, language, formatted)]
             continue
@@ -90,6 +115,47 @@ async def ask(
     return outcome
 
 
+async def _reply(context: Context, role: str, conversation: list[dict[str, str]], key: str) -> Reply:
+    """The reply to one request: the one recorded for it before an interruption, or the model's, recorded."""
+    replies = thread_replies.get()
+    if replies is None:
+        return await _request(context, role, conversation)
+    # the scope, role and attempt place the request; the digest of its last turn guards against a reply kept for
+    # another conversation ever being given back
+    key += "/" + hashlib.blake2b(conversation[-1]["content"].encode(), digest_size=12).hexdigest()
+    if (kept := replies.recorded.pop(key, None)) is not None:
+        return json.loads(kept)
+    reply = await _request(context, role, conversation)
+    await replies.log.arecord_reply(replies.thread_id, key, json.dumps(reply))
+    return reply
+
+
+async def _request(context: Context, role: str, conversation: list[dict[str, str]]) -> Reply:
+    models = pool()
+    try:
+        model = await models.for_role(context, role)
+        async with models.slot(context):
+            reply = await model.ainvoke(conversation)
+    except ModelUnavailable as exc:
+        return {"unavailable": str(exc)}
+    except Exception as exc:  # left after the client's own retries, or an unreadable response body
+        return {"failed": f"request failed: {type(exc).__name__}: {str(exc)[:300]}"}
+    if not isinstance(reply, AIMessage):  # a chat model always answers with one; a stand-in might not
+        reply = AIMessage(content=reply.content)
+    usage = reply.usage_metadata
+    tokens = (
+        {"input_tokens": usage.get("input_tokens", 0), "output_tokens": usage.get("output_tokens", 0)}
+        if usage
+        else None
+    )
+    return {"text": _text(reply), "usage": tokens, "finish_reason": _finish_reason(reply)}
+
+
+def _finish_reason(reply: AIMessage) -> str | None:
+    reason = reply.response_metadata.get("finish_reason")
+    return reason if isinstance(reason, str) else None
+
+
 def _text(reply: AIMessage) -> str:
     content = reply.content
     if isinstance(content, str):
@@ -97,8 +163,8 @@ def _text(reply: AIMessage) -> str:
     return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
 
 
-def _count_tokens(outcome: Outcome[T], reply: AIMessage, conversation: list[dict[str, str]], text: str) -> None:
-    usage = reply.usage_metadata
+def _count_tokens(outcome: Outcome[T], reply: Reply, conversation: list[dict[str, str]], text: str) -> None:
+    usage = reply.get("usage")
     if usage:
         outcome.tokens_in += usage.get("input_tokens", 0)
         outcome.tokens_out += usage.get("output_tokens", 0)

@@ -67,6 +67,7 @@ async def question_writer(state: BatchState, runtime: Runtime[Context]) -> dict[
             build_messages(state["tag_path"], state["task_type"], state["language"]),
             collector,
             state["language"],
+            scope="questions",
         )
         error, tokens_in, tokens_out, cost = outcome.error, outcome.tokens_in, outcome.tokens_out, outcome.cost
     samples: list[Sample] = []

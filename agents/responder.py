@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agents.each_sample import each_active_sample
+from agents.each_sample import each_active_sample, request_scope
 from agents.model_call import ask
 from condor_state.context import Context
 from condor_state.state import BatchState, Sample, with_usage
@@ -21,7 +21,9 @@ async def _answer(sample: Sample, state: BatchState, context: Context) -> Sample
     if sample["answer"]:
         return sample
     messages = build_messages(sample["question"])
-    outcome = await ask(context, "responder", messages, parse_answer, state["language"], formatted=False)
+    outcome = await ask(
+        context, "responder", messages, parse_answer, state["language"], formatted=False, scope=request_scope(sample)
+    )
     updated = with_usage(sample, outcome.tokens_in, outcome.tokens_out, outcome.repairs, outcome.cost)
     if outcome.value is None:
         return {**updated, "status": "failed", "error": outcome.error}

@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agents.each_sample import each_active_sample
+from agents.each_sample import each_active_sample, request_scope
 from agents.model_call import ask
 from condor_state.context import Context
 from condor_state.state import BatchState, Sample, with_usage
@@ -25,7 +25,7 @@ async def _revise(sample: Sample, state: BatchState, context: Context) -> Sample
     messages = build_messages(
         sample["question"], sample["answer"] or "", last["strengths"], last["weaknesses"], last["suggestions"], language
     )
-    outcome = await ask(context, "reviser", messages, parse_revision, language)
+    outcome = await ask(context, "reviser", messages, parse_revision, language, scope=request_scope(sample))
     updated = with_usage(sample, outcome.tokens_in, outcome.tokens_out, outcome.repairs, outcome.cost)
     if outcome.value is None:
         return {**updated, "status": "failed", "error": outcome.error}

@@ -29,6 +29,10 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+# Each model reply of a thread, kept from its arrival until the thread is deleted: a step resumed after a crash
+# sends only the requests that were in flight (agents.model_call.ThreadReplies).
+REPLIES_TABLE = """CREATE TABLE IF NOT EXISTS checkpoint_replies (
+    thread_id TEXT NOT NULL, key TEXT NOT NULL, reply TEXT NOT NULL, PRIMARY KEY (thread_id, key))"""
 BUSY_TIMEOUT_S = 60.0  # how long a write waits for another process's transaction before failing
 
 
@@ -82,6 +86,28 @@ class RunCheckpoints(SqliteSaver):
             self.commit()
         except sqlite3.Error as exc:  # raised by the next save, in the call that made it
             self._commit_error = exc
+
+    def setup(self) -> None:
+        """LangGraph's tables, and the one of replies kept as they arrive."""
+        if self.is_setup:
+            return
+        super().setup()
+        self.conn.execute(REPLIES_TABLE)
+
+    async def arecord_reply(self, thread_id: str, key: str, reply: str) -> None:
+        with self.cursor() as cur:
+            cur.execute("INSERT OR REPLACE INTO checkpoint_replies VALUES (?, ?, ?)", (thread_id, key, reply))
+
+    async def areplies(self, thread_id: str) -> dict[str, str]:
+        with self.cursor(transaction=False) as cur:
+            rows = cur.execute("SELECT key, reply FROM checkpoint_replies WHERE thread_id = ?", (thread_id,))
+            return dict(rows.fetchall())
+
+    def delete_thread(self, thread_id: str) -> None:
+        """The thread's checkpoints and replies; the replies first, so none outlives its thread."""
+        with self.cursor() as cur:
+            cur.execute("DELETE FROM checkpoint_replies WHERE thread_id = ?", (thread_id,))
+        super().delete_thread(thread_id)
 
     def thread_ids(self) -> set[str]:
         with self.cursor(transaction=False) as cur:

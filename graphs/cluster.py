@@ -327,12 +327,39 @@ async def _checkpoints(url: str) -> AsyncIterator[Any]:
     from psycopg_pool import AsyncConnectionPool
 
     from condor_state.postgres import KEEPALIVES, SERVER_KEEPALIVES
+    from graphs.checkpoints import REPLIES_TABLE
 
     class ClusterCheckpoints(AsyncPostgresSaver):
+        async def setup(self) -> None:
+            await super().setup()
+            async with connections.connection() as conn:
+                await conn.execute(REPLIES_TABLE)
+
         async def athread_ids(self) -> set[str]:
             async with connections.connection() as conn:
                 cursor = await conn.execute("SELECT DISTINCT thread_id FROM checkpoints")
                 return {row["thread_id"] for row in await cursor.fetchall()}
+
+        async def arecord_reply(self, thread_id: str, key: str, reply: str) -> None:
+            async with connections.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO checkpoint_replies VALUES (%s, %s, %s)"
+                    " ON CONFLICT (thread_id, key) DO UPDATE SET reply = EXCLUDED.reply",
+                    (thread_id, key, reply),
+                )
+
+        async def areplies(self, thread_id: str) -> dict[str, str]:
+            async with connections.connection() as conn:
+                cursor = await conn.execute(
+                    "SELECT key, reply FROM checkpoint_replies WHERE thread_id = %s", (thread_id,)
+                )
+                return {row["key"]: row["reply"] for row in await cursor.fetchall()}
+
+        async def adelete_thread(self, thread_id: str) -> None:
+            """The thread's checkpoints and replies; the replies first, so none outlives its thread."""
+            async with connections.connection() as conn:
+                await conn.execute("DELETE FROM checkpoint_replies WHERE thread_id = %s", (thread_id,))
+            await super().adelete_thread(thread_id)
 
     kwargs = {**KEEPALIVES, "options": SERVER_KEEPALIVES, "autocommit": True, "prepare_threshold": 0}
     kwargs["row_factory"] = dict_row

@@ -16,6 +16,7 @@ from typing import Any, Protocol, cast
 
 from langgraph.graph.state import CompiledStateGraph
 
+from agents.model_call import ReplyLog, ThreadReplies, thread_replies
 from agents.models import close_pool
 from condor_state.context import Context
 from condor_state.dataset import Dataset, UnreadableDatabase
@@ -212,11 +213,13 @@ class Store(Protocol):
     def questions_of(self, call_index: int) -> dict[str, str]: ...
 
 
-class Saver(Protocol):
-    """A LangGraph checkpointer that can also list its threads (RunCheckpoints, or the cluster's Postgres one)."""
+class Saver(ReplyLog, Protocol):
+    """A LangGraph checkpointer that can also list its threads and keep their replies as they arrive
+    (RunCheckpoints, or the cluster's Postgres one)."""
 
     async def athread_ids(self) -> set[str]: ...
     async def adelete_thread(self, thread_id: str) -> None: ...
+    async def areplies(self, thread_id: str) -> dict[str, str]: ...
 
 
 class Claims(Protocol):
@@ -262,12 +265,15 @@ async def run_calls(
         (a larger run continues a call from the questions it wrote before)."""
         tid = thread_id(context.seed, call_index)
         config: Any = {"configurable": {"thread_id": tid}, "recursion_limit": recursion_limit(context)}
-        if tid in existing or claims is not None:
+        resumed = tid in existing or claims is not None
+        replies = ThreadReplies(saver, tid, await saver.areplies(tid) if resumed else {})
+        thread_replies.set(replies)  # this worker task's own context: the graph's tasks inherit it
+        if resumed:
             if (final := await finish_thread(graph, config, context)) is not None:
                 store(final, keep)
             await saver.adelete_thread(tid)
-        again = stored.get(call_index) or tid in existing or claims is not None
-        levels = dataset.stored_levels(call_index) if again else []
+            replies.recorded.clear()
+        levels = dataset.stored_levels(call_index) if stored.get(call_index) or resumed else []
         if len(levels) >= keep:
             return
         start: BatchInput = {"call_index": call_index, "keep": keep}

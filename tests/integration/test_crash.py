@@ -17,6 +17,8 @@ from tests.integration.conftest import cli_env, run_cli, stored
 
 SAMPLES = 60
 KEY = "sk-condor-crash-test-key-0123456789"
+CONCURRENCY = 2
+KILLS = 5
 
 
 def test_sigkill_at_random_moments_then_rerun_gives_exactly_n_unique_rows(tmp_path: Path) -> None:
@@ -24,11 +26,11 @@ def test_sigkill_at_random_moments_then_rerun_gives_exactly_n_unique_rows(tmp_pa
     out = tmp_path / "run"
     db = out / "condor.db"
     args = ["graphs.run", "--samples", str(SAMPLES), "--out", str(out), "--base-url", server.base_url]
-    args += ["--concurrency", "2"]
+    args += ["--concurrency", str(CONCURRENCY)]
     rng = random.Random(1234)
     counts = []
     try:
-        for _ in range(5):
+        for _ in range(KILLS):
             before = stored(db)
             proc = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=cli_env(OPENAI_API_KEY=KEY),
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -47,6 +49,8 @@ def test_sigkill_at_random_moments_then_rerun_gives_exactly_n_unique_rows(tmp_pa
         final = run_cli(*args, OPENAI_API_KEY=KEY)
         assert final.returncode == 0, final.stderr
         assert KEY not in final.stdout + final.stderr
+        # each reply is kept as it arrives: a kill costs at most the requests it had in flight, asked again
+        assert server.repeats <= KILLS * CONCURRENCY, server.repeats
     finally:
         server.shutdown()
         server.server_close()
@@ -63,3 +67,4 @@ def test_sigkill_at_random_moments_then_rerun_gives_exactly_n_unique_rows(tmp_pa
     with sqlite3.connect(out / "checkpoints.db") as conn:
         assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
         assert conn.execute("select count(*) from checkpoints").fetchone()[0] == 0
+        assert conn.execute("select count(*) from checkpoint_replies").fetchone()[0] == 0

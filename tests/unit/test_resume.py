@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,82 @@ def test_saves_on_the_loop_are_committed_together_after_the_current_callbacks(tm
         with saver.cursor() as cur:
             cur.execute("DELETE FROM checkpoints WHERE thread_id = 'b'")
     assert committed() == 1
+
+
+def run_until(held: threading.Event, release: threading.Event, out: Path, samples: int) -> None:
+    """run_job until a request is held at the model, then cancelled there, as SIGTERM does (a kill -9 leaves the
+    same on disk: each commit lands before the loop's next callback); the held request is let go afterwards."""
+
+    async def cancelled_run() -> None:
+        run = asyncio.ensure_future(run_job(out, samples, SERVED))
+        while not held.is_set():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the other requests of the step come back meanwhile
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        release.set()  # its reply, come too late, goes nowhere
+
+    asyncio.run(cancelled_run())
+
+
+def test_a_step_resumed_after_a_crash_sends_again_only_the_request_that_was_in_flight(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two of a call's three answers arrive, the third is still out when the run stops: the answers that arrived
+    were kept as they came, so the resumed step asks for the third alone."""
+    held, release = threading.Event(), threading.Event()
+    answers = 0
+    lock = threading.Lock()
+
+    def third_answer_hangs(role: str, _: list[dict[str, Any]]) -> None:
+        nonlocal answers
+        with lock:
+            answers += role == "responder"
+            hang = role == "responder" and answers == 3
+        if hang and not release.is_set():
+            held.set()
+            release.wait(30)
+        return None  # the stub's reply
+
+    calls, _ = use_fake_model(monkeypatch, third_answer_hangs)
+    run_until(held, release, tmp_path, 3)
+    assert calls == ["question_writer", "responder", "responder", "responder"]
+    asyncio.run(run_job(tmp_path, 3, SERVED))
+    assert [r["status"] for r in rows(tmp_path)] == ["done"] * 3
+    assert calls.count("responder") == 4  # the one answer that never came, asked for again; nothing else twice
+    assert calls.count("question_writer") == 1
+    assert sqlite_rows(tmp_path / "checkpoints.db", "checkpoint_replies") == 0  # gone with the stored call's thread
+
+
+def sqlite_rows(db: Path, table: str) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_a_re_ask_cut_short_by_a_crash_keeps_the_reply_it_was_re_asking_about(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each request of a sample's repair loop is kept on its own: the resumed step sends the re-ask, not the first
+    request again, and counts the repair as the uninterrupted run would."""
+    held, release = threading.Event(), threading.Event()
+
+    def critique_without_a_score_then_the_re_ask_hangs(role: str, messages: list[dict[str, Any]]) -> str | None:
+        if role != "critic" or "(revised)" in messages[-1]["content"]:
+            return None
+        if not any(m["role"] == "assistant" for m in messages):  # the first answer's first critique
+            return "[Strengths Start]Clear.[Strengths End] No score at all."
+        if not release.is_set():
+            held.set()
+            release.wait(30)
+        return None
+
+    calls, conversations = use_fake_model(monkeypatch, critique_without_a_score_then_the_re_ask_hangs)
+    run_until(held, release, tmp_path, 1)
+    assert calls == ["question_writer", "responder", "critic", "critic"]
+    asyncio.run(run_job(tmp_path, 1, SERVED))
+    first_requests = [m for role, m in conversations if role == "critic" and all(t["role"] != "assistant" for t in m)]
+    assert len(first_requests) == 2  # the first answer's and the revision's: the reply without a score was kept
+    assert calls == ["question_writer", "responder", "critic", "critic", "critic", "reviser", "critic"]
+    [row] = rows(tmp_path)
+    assert row["status"] == "done" and row["repairs"] == 1
