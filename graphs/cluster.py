@@ -44,6 +44,7 @@ from graphs.runner import RunError, calls_for, run_calls, run_row
 CHUNKS_PER_SLOT = 4  # chunks per task slot, when the run is large enough: a lost node's share is soon run elsewhere
 TASK_RETRIES = 5  # Ray runs a chunk again this often when its worker or node dies
 CLIENT_ATTEMPTS = 3  # Ray Client connections tried while its proxy fails to start the per-client server
+CANCEL_GRACE_S = 5.0  # how long a cancelled chunk may take to unwind before its worker process is killed
 ROUNDS = 3  # offers of still-missing calls (held by a dying worker, or failed) before the driver gives up
 # Secrets reach each task as an argument, set into its worker's environment there: a runtime_env's env_vars would
 # be written in plain text to Ray's runtime_env_agent.log on every node.
@@ -210,9 +211,7 @@ def _drive(
                 summary.failed = store.count("failed") - base["failed"]
                 reporter.update(summary, len(running))
             if stopping:
-                for ref in running:
-                    ray.cancel(ref)
-                ray.wait(list(running), num_returns=len(running), timeout=30)
+                _cancel(list(running))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -229,6 +228,21 @@ def _drive(
         reporter.close()
         ray.shutdown()
     return summary
+
+
+def _cancel(tasks: list[Any]) -> None:
+    """Cancel the chunks: an interrupt in each task first (its calls stop at their next await), then, for any still
+    running after the grace period, the worker process killed, which a store of exactly-once calls treats like a lost
+    node (its requests in flight are asked again next time)."""
+    import ray
+
+    for ref in tasks:
+        ray.cancel(ref)
+    _, left = ray.wait(tasks, num_returns=len(tasks), timeout=CANCEL_GRACE_S)
+    for ref in left:
+        ray.cancel(ref, force=True)
+    if left:
+        ray.wait(left, num_returns=len(left), timeout=CANCEL_GRACE_S)
 
 
 def _share(context: Context, slot: int, slots: int) -> dict[str, Any]:

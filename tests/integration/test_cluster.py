@@ -169,7 +169,7 @@ def test_sigterm_cancels_the_clusters_tasks_and_the_same_command_finishes_the_ru
     assert "stopped early" in out
     settled = stored(postgres, url)
     time.sleep(2)
-    assert stored(postgres, url) == settled < SAMPLES  # the cancelled tasks write nothing more
+    assert stored(postgres, url) == settled < SAMPLES, err[-3000:]  # the cancelled tasks write nothing more
     threads = query(postgres, url, "SELECT count(DISTINCT thread_id) FROM checkpoints")[0][0]
     shown = run_cli("graphs.show", str(tmp_path / "run"), **postgres.env())
     assert shown.returncode == 0, shown.stderr
