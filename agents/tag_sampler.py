@@ -12,8 +12,9 @@ from condor_state.plan import plan_for
 from condor_state.state import BatchState
 
 
-def tag_sampler(state: BatchState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Take call_index's entry of the seeded, balanced plan; pinned choices in the input win."""
+async def tag_sampler(state: BatchState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Take call_index's entry of the seeded, balanced plan; pinned choices in the input win. A coroutine, like every
+    node: LangGraph runs a plain function in a worker thread."""
     context = runtime.context or Context()
     index = state.get("call_index")
     if index is None:  # an interactive run (Studio) without a plan position

@@ -10,6 +10,7 @@ Run by benchmarks.bench in fresh processes, so imports and caches do not leak be
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import sys
 import time
@@ -108,6 +109,7 @@ async def engine(out: Path, samples: int, chat: bool = False) -> float:
 
 
 def main() -> None:
+    gc.freeze()  # as graphs.run does after its imports
     what, *args = sys.argv[1:]
     if what == "client":
         seconds = asyncio.run(client(args[0], int(args[1]), int(args[2])))

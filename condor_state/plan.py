@@ -86,22 +86,31 @@ class SamplingPlan:
         self._counts = dict.fromkeys(self.mix, 0)
 
     def entry(self, call_index: int) -> PlanEntry:
-        while len(self._languages) <= call_index:
-            self._extend_language_schedule()
+        if len(self._languages) <= call_index:
+            self._extend_language_schedule(call_index)
         language = self._languages[call_index]
         j = self._index_in_language[call_index]
         pairs = self._epoch(language, j)
         tag_path, task_type = pairs[j % len(pairs)]
         return PlanEntry(tag_path=tag_path, task_type=task_type, language=language)
 
-    def _extend_language_schedule(self) -> None:
-        for lang, weight in self.mix.items():
-            self._credit[lang] += weight
-        chosen = max(self.mix, key=lambda lang: self._credit[lang])
-        self._credit[chosen] -= 1.0
-        self._languages.append(chosen)
-        self._index_in_language.append(self._counts[chosen])
-        self._counts[chosen] += 1
+    def _extend_language_schedule(self, call_index: int) -> None:
+        """The schedule up to call_index, in one tight loop (a resumed 100k-sample run starts ~33k calls in)."""
+        languages = list(self.mix)
+        weights = [self.mix[lang] for lang in languages]
+        credit = [self._credit[lang] for lang in languages]
+        counts = [self._counts[lang] for lang in languages]
+        order = range(len(languages))
+        for _ in range(call_index + 1 - len(self._languages)):
+            for k in order:
+                credit[k] += weights[k]
+            chosen = max(order, key=credit.__getitem__)  # the first of equals, as max over the mix would give
+            credit[chosen] -= 1.0
+            self._languages.append(languages[chosen])
+            self._index_in_language.append(counts[chosen])
+            counts[chosen] += 1
+        self._credit = dict(zip(languages, credit, strict=True))
+        self._counts = dict(zip(languages, counts, strict=True))
 
     def _epoch(self, language: str, j: int) -> tuple[tuple[TagPath, TaskType], ...]:
         size = len(self.tree.leaves[language]) * len(TASK_TYPES)
