@@ -20,12 +20,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.sqlite import SqliteSaver
-
 from condor_state.context import Context
 from condor_state.dataset import Dataset
 from condor_state.rundir import CHECKPOINTS, run_settings
 from condor_state.state import add_cost
+from graphs.checkpoints import RunCheckpoints
 from graphs.progress import Reporter, RunSummary
 from graphs.runner import Shard, run_job, run_row, two_stage_stop
 
@@ -55,8 +54,8 @@ def run_in_processes(out: Path, samples: int, context: Context, processes: int, 
     started, wall_started = time.monotonic(), time.time()
     settings = run_settings(context)
     Dataset.in_dir(out).close()  # both databases exist before the workers open them at the same moment
-    with SqliteSaver.from_conn_string(str(out / CHECKPOINTS)) as saver:
-        saver.setup()
+    with RunCheckpoints.open(out / CHECKPOINTS):
+        pass
     fork = multiprocessing.get_context("fork")
     events: Any = fork.Queue()
     stop, now = fork.Event(), fork.Event()
