@@ -126,7 +126,8 @@ async def _reply(context: Context, role: str, conversation: list[dict[str, str]]
     if (kept := replies.recorded.pop(key, None)) is not None:
         return json.loads(kept)
     reply = await _request(context, role, conversation)
-    await replies.log.arecord_reply(replies.thread_id, key, json.dumps(reply))
+    if "unavailable" not in reply:  # a model that cannot be reached or loaded may be fixed before the resume
+        await replies.log.arecord_reply(replies.thread_id, key, json.dumps(reply))
     return reply
 
 

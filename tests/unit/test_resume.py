@@ -283,3 +283,38 @@ def test_a_re_ask_cut_short_by_a_crash_keeps_the_reply_it_was_re_asking_about(
     assert calls == ["question_writer", "responder", "critic", "critic", "critic", "reviser", "critic"]
     [row] = rows(tmp_path)
     assert row["status"] == "done" and row["repairs"] == 1
+
+
+class KeptReplies(list[tuple[str, str, str]]):
+    """A ReplyLog in memory: what the engine would write to checkpoint_replies."""
+
+    async def arecord_reply(self, thread_id: str, key: str, reply: str) -> None:
+        self.append((thread_id, key, reply))
+
+
+def test_a_kept_reply_is_given_back_and_an_unreachable_model_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replies are kept under the request's place in the thread and given back once; a model that could not be
+    reached is asked again after a resume (it may be fixed by then), so its refusal is not kept."""
+    from agents.model_call import ThreadReplies, ask, thread_replies
+    from agents.models import ModelUnavailable
+
+    calls, _ = use_fake_model(monkeypatch)
+    messages = [{"role": "user", "content": "What limits the speed of sound?"}]
+
+    async def answer(replies: ThreadReplies) -> str | None:
+        thread_replies.set(replies)
+        return (await ask(SERVED, "responder", messages, str.strip, "en", formatted=False, scope="s0/0")).value
+
+    log = KeptReplies()
+    first = asyncio.run(answer(ThreadReplies(log, "t")))
+    assert calls == ["responder"] and len(log) == 1 and log[0][1].startswith("s0/0/responder/0/")
+    again = asyncio.run(answer(ThreadReplies(log, "t", {key: reply for _, key, reply in log})))
+    assert again == first and calls == ["responder"]  # given back, not asked again
+
+    def unreachable(*_: Any, **__: Any) -> Any:
+        raise ModelUnavailable("cannot reach http://127.0.0.1:9/v1: refused")
+
+    monkeypatch.setattr(agents.models, "chat_model", unreachable)  # each asyncio.run has its own pool
+    unkept = KeptReplies()
+    asyncio.run(answer(ThreadReplies(unkept, "t2")))
+    assert unkept == []
