@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypedDict, TypeVar
+from typing import Generic, Protocol, TypedDict, TypeVar, cast
 
 from langchain_core.messages import AIMessage
 
@@ -55,14 +56,28 @@ class ReplyLog(Protocol):
     async def arecord_reply(self, thread_id: str, key: str, reply: str) -> None: ...
 
 
+class ReplyNotKept(Exception):
+    """A replay that asks no model reached a request with no kept reply: the thread stands just before it."""
+
+
+class _NoLog:
+    async def arecord_reply(self, thread_id: str, key: str, reply: str) -> None:
+        return None
+
+
+NO_LOG: ReplyLog = _NoLog()  # for a replay, which records nothing
+
+
 @dataclass
 class ThreadReplies:
     """The replies of the thread being run: recorded as they come, and those of an earlier, interrupted attempt at
-    it (read once when it is resumed), given back instead of asking again."""
+    it (read once when it is resumed), given back instead of asking again. With `asks` False no model is asked:
+    the first request without a kept reply raises ReplyNotKept."""
 
     log: ReplyLog
     thread_id: str
     recorded: dict[str, str] = field(default_factory=dict)
+    asks: bool = True
 
 
 # Set by the run engine around each thread it runs; None (Studio, a graph run by hand) records nothing.
@@ -124,10 +139,13 @@ async def _reply(context: Context, role: str, conversation: list[dict[str, str]]
     # another conversation ever being given back
     key += "/" + hashlib.blake2b(conversation[-1]["content"].encode(), digest_size=12).hexdigest()
     if (kept := replies.recorded.pop(key, None)) is not None:
-        return json.loads(kept)
+        return cast(Reply, json.loads(kept))
+    if not replies.asks:
+        raise ReplyNotKept(key)
     reply = await _request(context, role, conversation)
     if "unavailable" not in reply:  # a model that cannot be reached or loaded may be fixed before the resume
         await replies.log.arecord_reply(replies.thread_id, key, json.dumps(reply))
+        await asyncio.sleep(0)  # a commit queued on the loop by the write runs before this task's next request
     return reply
 
 

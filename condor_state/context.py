@@ -171,6 +171,14 @@ class Context:
     def as_dict(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    @classmethod
+    def recorded(cls, settings: dict[str, Any]) -> Context:
+        """The settings a run recorded, as they were: no environment variable fills in a field, nothing is derived."""
+        context = cls.__new__(cls)
+        for f in fields(cls):
+            setattr(context, f.name, settings.get(f.name, f.default))
+        return context
+
 
 def _from_env(f: Field[Any], text: str) -> Any:
     kind: type = type(f.default)

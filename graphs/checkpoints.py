@@ -1,19 +1,18 @@
-"""The run's checkpointer: LangGraph's SqliteSaver on DIR/checkpoints.db, called on the event loop's own thread,
-committing once per turn of the loop.
+"""The run's thread store on DIR/checkpoints.db: each unfinished thread's log (its input and every model reply as it
+arrives), written on the event loop's own thread and committed once per turn of the loop. It is LangGraph's
+SqliteSaver, so threads checkpointed step by step by earlier versions still resume.
 
-AsyncSqliteSaver sends each statement, commit and cursor close through aiosqlite's worker thread: 3-5 thread
-hand-offs per save, ~40 per sample, each waking the loop through its self-pipe — more CPU than the SQL itself.
-Here a save is one short transaction on the loop's thread. It does not wait for the disk: under WAL,
-synchronous=NORMAL hands each commit to the OS (which keeps it through a killed process) and syncs only when the WAL
-is copied back into the database. What that gives up is the last commits before a power loss or an OS crash, and
-losing them only means redoing those steps: a call's samples are stored in condor.db (synchronous=FULL) before its
-thread is deleted here, and a run deletes any leftover thread of a call already stored. A save that meets another
-worker process's transaction waits up to the busy timeout, as condor.db's writes on the loop's thread always have.
+A write is one short transaction on the loop's thread (AsyncSqliteSaver would send each statement, commit and
+cursor close through aiosqlite's worker thread, waking the loop through its self-pipe each time). It does not wait
+for the disk: under WAL, synchronous=NORMAL hands each commit to the OS (which keeps it through a killed process) and
+syncs only when the WAL is copied back into the database. What that gives up is the last commits before a power loss
+or an OS crash, and losing them only means asking those requests again: a call's samples are stored in condor.db
+(synchronous=FULL) before its thread is deleted here, and a run deletes any leftover thread of a call already
+stored. A write that meets another worker process's transaction waits up to the busy timeout.
 
-Group commit: the saves made while the loop runs are committed together by a callback queued behind the first of
-them. The loop runs its callbacks in order, so a step's checkpoint is committed before any callback queued after it
-(the next step's model request among them) runs: a killed process loses at most steps whose next request had not
-left yet, the same as a kill a moment earlier.
+Group commit: the writes made while the loop runs are committed together by a callback queued behind the first of
+them. The loop runs its callbacks in order, so a reply is committed before any callback queued after it (the next
+model request among them) runs: a killed process loses at most replies to requests still in flight.
 """
 
 from __future__ import annotations
@@ -29,10 +28,11 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-# Each model reply of a thread, kept from its arrival until the thread is deleted: a step resumed after a crash
-# sends only the requests that were in flight (agents.model_call.ThreadReplies).
+# A thread's log, kept until the thread is deleted: its input under INPUT_KEY, then each model reply from its
+# arrival. Re-running the thread on it sends only the requests that were in flight (agents.model_call.ThreadReplies).
 REPLIES_TABLE = """CREATE TABLE IF NOT EXISTS checkpoint_replies (
     thread_id TEXT NOT NULL, key TEXT NOT NULL, reply TEXT NOT NULL, PRIMARY KEY (thread_id, key))"""
+INPUT_KEY = "input"  # a reply's key is scope/role/attempt/digest: never this
 BUSY_TIMEOUT_S = 60.0  # how long a write waits for another process's transaction before failing
 
 
@@ -110,8 +110,10 @@ class RunCheckpoints(SqliteSaver):
         super().delete_thread(thread_id)
 
     def thread_ids(self) -> set[str]:
+        """Threads with a log or (begun before the log) checkpoints."""
         with self.cursor(transaction=False) as cur:
-            return {row[0] for row in cur.execute("SELECT DISTINCT thread_id FROM checkpoints")}
+            query = "SELECT thread_id FROM checkpoint_replies UNION SELECT thread_id FROM checkpoints"
+            return {row[0] for row in cur.execute(query)}
 
     async def athread_ids(self) -> set[str]:
         return self.thread_ids()

@@ -351,7 +351,8 @@ async def _checkpoints(url: str) -> AsyncIterator[Any]:
 
         async def athread_ids(self) -> set[str]:
             async with connections.connection() as conn:
-                cursor = await conn.execute("SELECT DISTINCT thread_id FROM checkpoints")
+                query = "SELECT thread_id FROM checkpoint_replies UNION SELECT thread_id FROM checkpoints"
+                cursor = await conn.execute(query)
                 return {row["thread_id"] for row in await cursor.fetchall()}
 
         async def arecord_reply(self, thread_id: str, key: str, reply: str) -> None:

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StateSnapshot
 
-from agents.model_call import ReplyLog, ThreadReplies, thread_replies
+from agents.model_call import NO_LOG, ReplyLog, ReplyNotKept, ThreadReplies, thread_replies
 from agents.models import close_pool
 from condor_state.context import Context
 from condor_state.dataset import Dataset, UnreadableDatabase
@@ -36,7 +38,7 @@ from condor_state.rundir import (
 )
 from condor_state.state import BatchInput, BatchState, add_cost
 from condor_state.tasks import DIFFICULTIES, QUESTIONS_PER_CALL
-from graphs.checkpoints import RunCheckpoints
+from graphs.checkpoints import INPUT_KEY, RunCheckpoints
 from graphs.graph import builder, recursion_limit
 from graphs.progress import Reporter, RunSummary
 
@@ -139,7 +141,8 @@ def _checkpointed(checkpoints: Path) -> bool:
     try:
         with contextlib.closing(sqlite3.connect(checkpoints)) as conn:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            return "checkpoints" in tables and conn.execute("SELECT 1 FROM checkpoints LIMIT 1").fetchone() is not None
+            kept = [table for table in ("checkpoint_replies", "checkpoints") if table in tables]
+            return any(conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None for table in kept)
     except sqlite3.DatabaseError as exc:
         raise RunError(f"{checkpoints} is not a readable checkpoint database ({exc})") from None
 
@@ -147,8 +150,8 @@ def _checkpointed(checkpoints: Path) -> bool:
 async def finish_thread(
     graph: CompiledStateGraph[Any, Any, Any, Any], config: Any, context: Context
 ) -> BatchState | None:
-    """The resume decision for a call's checkpointed thread: continue from its pending tasks; take its saved values
-    when it finished before a crash (not stored yet); None when it holds nothing (start the call afresh).
+    """A thread checkpointed step by step (as runs before the thread log were): continue from its pending tasks;
+    take its saved values when it finished before a crash (not stored yet); None when it holds nothing.
 
     Pending tasks, not StateSnapshot.next, decide: a step killed after saving its writes but before its checkpoint
     has no `next` and stale values; resuming applies the saved writes and goes on.
@@ -157,6 +160,19 @@ async def finish_thread(
     if snapshot.tasks:
         return cast(BatchState, await graph.ainvoke(None, config, context=context, durability="sync"))
     return cast(BatchState, snapshot.values) or None
+
+
+async def replayed(log: dict[str, str], context: Context) -> StateSnapshot:
+    """An unfinished thread's state rebuilt from its log without a model: its steps re-run on the kept replies up
+    to the first request that has none (what `show` displays of a call in progress)."""
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "replay"}, "recursion_limit": recursion_limit(context)}
+    replies = dict(log)
+    start = json.loads(replies.pop(INPUT_KEY))
+    thread_replies.set(ThreadReplies(NO_LOG, "replay", replies, asks=False))
+    with contextlib.suppress(ReplyNotKept):
+        await graph.ainvoke(start, config, context=context, durability="sync")
+    return await graph.aget_state(config)
 
 
 async def run_job(
@@ -214,10 +230,13 @@ class Store(Protocol):
 
 
 class Saver(ReplyLog, Protocol):
-    """A LangGraph checkpointer that can also list its threads and keep their replies as they arrive
-    (RunCheckpoints, or the cluster's Postgres one)."""
+    """Where threads are kept: each one's log (its input, then every reply as it arrives), and the LangGraph
+    checkpoints of threads begun before the log (RunCheckpoints, or the cluster's Postgres one)."""
 
-    async def athread_ids(self) -> set[str]: ...
+    async def athread_ids(self) -> set[str]:
+        """Every thread with a log or a checkpoint."""
+        ...
+
     async def adelete_thread(self, thread_id: str) -> None: ...
     async def areplies(self, thread_id: str) -> dict[str, str]: ...
 
@@ -250,7 +269,10 @@ async def run_calls(
     summary.stored_before = sum(min(stored.get(i, 0), keep) for i, keep in calls)
     queue = deque(pending)
     in_flight = 0
-    graph = builder.compile(checkpointer=cast(Any, saver))
+    # A thread's durable record is its log (input and replies, kept as they come): re-running its steps on the
+    # kept replies rebuilds it, so no step is checkpointed. Threads checkpointed by earlier versions still finish.
+    graph = builder.compile()
+    checkpointed = builder.compile(checkpointer=cast(Any, saver))
     existing = await _threads_to_resume(saver, context.seed, {i for i, _ in pending}, owns)
     summary.resumed_threads = len(existing)
 
@@ -261,7 +283,7 @@ async def run_calls(
             _count(summary, row)
 
     async def run_call(call_index: int, keep: int) -> None:
-        """Finish the call's checkpointed thread, then write whatever of its `keep` questions is missing
+        """Finish the call's unfinished thread, then write whatever of its `keep` questions is missing
         (a larger run continues a call from the questions it wrote before)."""
         tid = thread_id(context.seed, call_index)
         config: Any = {"configurable": {"thread_id": tid}, "recursion_limit": recursion_limit(context)}
@@ -269,7 +291,13 @@ async def run_calls(
         replies = ThreadReplies(saver, tid, await saver.areplies(tid) if resumed else {})
         thread_replies.set(replies)  # this worker task's own context: the graph's tasks inherit it
         if resumed:
-            if (final := await finish_thread(graph, config, context)) is not None:
+            kept_input = replies.recorded.pop(INPUT_KEY, None)
+            final = (  # re-run on the kept replies; a thread checkpointed by an earlier version continues from it
+                cast(BatchState, await graph.ainvoke(json.loads(kept_input), config, context=context))
+                if kept_input is not None
+                else await finish_thread(checkpointed, config, context)
+            )
+            if final is not None:
                 store(final, keep)
             await saver.adelete_thread(tid)
             replies.recorded.clear()
@@ -279,7 +307,8 @@ async def run_calls(
         start: BatchInput = {"call_index": call_index, "keep": keep}
         if levels:
             start |= {"questions": dataset.questions_of(call_index), "stored_levels": levels}
-        store(cast(BatchState, await graph.ainvoke(start, config, context=context, durability="sync")), keep)
+        await saver.arecord_reply(tid, INPUT_KEY, json.dumps(start, ensure_ascii=False))  # the log's first entry
+        store(cast(BatchState, await graph.ainvoke(start, config, context=context)), keep)
         await saver.adelete_thread(tid)
 
     async def claimed(call_index: int, keep: int) -> None:

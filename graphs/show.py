@@ -72,7 +72,7 @@ def has_table(conn: sqlite3.Connection, name: str) -> bool:
 
 @dataclass
 class Unfinished:
-    """A question-writer call still in DIR/checkpoints.db: where it stands and its samples so far."""
+    """A question-writer call still in DIR/checkpoints.db (or the store): where it stands and its samples so far."""
 
     thread_id: str
     next: list[str] = field(default_factory=list)
@@ -87,42 +87,53 @@ class Unfinished:
 def unfinished_threads(run_dir: Path) -> tuple[list[Unfinished], str]:
     """Threads left in the checkpoint file (the runner deletes finished ones), and a note when it is unreadable."""
     if url := store_of(run_dir):
-        return _store_threads(url)
+        return _store_threads(url, read_settings(run_dir))
     path = run_dir / CHECKPOINTS
     if not path.is_file():
         return [], ""
     try:
         with read_only(path) as conn:
-            if not has_table(conn, "checkpoints"):
-                return [], ""
-            ids = [row[0] for row in conn.execute("SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id")]
-            threads = [Unfinished(thread_id) for thread_id in ids]
-            if threads:
+            logs: dict[str, dict[str, str]] = {}
+            if has_table(conn, "checkpoint_replies"):
+                for thread_id, key, reply in conn.execute("SELECT thread_id, key, reply FROM checkpoint_replies"):
+                    logs.setdefault(thread_id, {})[key] = reply
+            checkpointed = set()
+            if has_table(conn, "checkpoints"):
+                checkpointed = {row[0] for row in conn.execute("SELECT DISTINCT thread_id FROM checkpoints")}
+            threads = [Unfinished(thread_id) for thread_id in sorted(checkpointed | set(logs))]
+            if checkpointed:
                 from langgraph.checkpoint.sqlite import SqliteSaver
 
-                _fill_states(SqliteSaver(conn), threads)
+                _fill_states(SqliteSaver(conn), [t for t in threads if t.thread_id in checkpointed])
     except (sqlite3.Error, ShowError) as exc:
         return [], f"{path} is unreadable: {exc}"
+    _replay_states(read_settings(run_dir), [t for t in threads if t.thread_id not in checkpointed], logs)
     return threads, ""
 
 
-def _store_threads(url: str) -> tuple[list[Unfinished], str]:
-    """A cluster run's threads, from the store's checkpoint tables (read only)."""
+def _store_threads(url: str, settings: dict[str, Any]) -> tuple[list[Unfinished], str]:
+    """A cluster run's threads, from the store's thread logs and checkpoint tables (read only)."""
     import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
 
     from condor_state.postgres import connect
 
+    logs: dict[str, dict[str, str]] = {}
     try:
         with connect(url, "condor show") as conn:
-            if conn.execute("SELECT to_regclass('checkpoints') AS t").fetchone() in (None, {"t": None}):
-                return [], ""
-            query = "SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id"
-            threads = [Unfinished(row["thread_id"]) for row in conn.execute(query)]
-            if threads:
-                _fill_states(PostgresSaver(conn), threads)
+            if conn.execute("SELECT to_regclass('checkpoint_replies') AS t").fetchone() not in (None, {"t": None}):
+                for row in conn.execute("SELECT thread_id, key, reply FROM checkpoint_replies"):
+                    logs.setdefault(row["thread_id"], {})[row["key"]] = row["reply"]
+            checkpointed = set()
+            if conn.execute("SELECT to_regclass('checkpoints') AS t").fetchone() not in (None, {"t": None}):
+                query = "SELECT DISTINCT thread_id FROM checkpoints"
+                checkpointed = {row["thread_id"] for row in conn.execute(query)}
+            threads = [Unfinished(thread_id) for thread_id in sorted(checkpointed | set(logs))]
+            if checkpointed:
+                _fill_states(PostgresSaver(conn), [t for t in threads if t.thread_id in checkpointed])
     except (StoreError, psycopg.Error) as exc:
         return [], f"the store's checkpoints are unreadable: {' '.join(str(exc).split())}"
+    _replay_states(settings, [t for t in threads if t.thread_id not in checkpointed], logs)
     return threads, ""
 
 
@@ -135,6 +146,42 @@ def _fill_states(saver: Any, threads: list[Unfinished]) -> None:
         try:
             snapshot = graph.get_state({"configurable": {"thread_id": thread.thread_id}})
         except Exception as exc:  # a checkpoint from another version of the graph, a torn write
+            thread.problem = f"{type(exc).__name__}: {exc}"
+            continue
+        thread.next = list(snapshot.next)
+        thread.values = dict(snapshot.values or {})
+
+
+def _replay_states(settings: dict[str, Any], threads: list[Unfinished], logs: dict[str, dict[str, str]]) -> None:
+    """Each logged thread's state, its steps re-run on its kept replies (no model is asked); a log that cannot be
+    replayed (a tree file gone, another version's log) is noted, not fatal."""
+    if not threads:
+        return
+    import asyncio
+
+    from condor_state.context import Context
+    from condor_state.tree import TreeError, load_tree
+    from graphs.checkpoints import INPUT_KEY
+    from graphs.runner import replayed
+
+    context = Context.recorded({**settings, "tree": settings.get("tree_file") or ""})  # "tree" records its fingerprint
+    try:
+        changed = load_tree(context.tree or None).fingerprint != settings.get("tree")
+    except TreeError as exc:
+        changed, problem = True, str(exc)
+    else:
+        problem = "the knowledge tree changed since the run began"
+    for thread in threads:
+        if changed:
+            thread.problem = problem
+            continue
+        log = logs[thread.thread_id]
+        if INPUT_KEY not in log:  # the runner writes the input first; only replies of another version lack one
+            thread.problem = "its log has replies but no input"
+            continue
+        try:
+            snapshot = asyncio.run(replayed(log, context))
+        except Exception as exc:
             thread.problem = f"{type(exc).__name__}: {exc}"
             continue
         thread.next = list(snapshot.next)
@@ -343,7 +390,7 @@ def _unfinished_report(run_dir: Path, view: View) -> None:
 
 def _thread_line(thread: Unfinished) -> str:
     if thread.problem:
-        return f"{thread.thread_id}  unreadable checkpoint ({thread.problem[:120]})"
+        return f"{thread.thread_id}  unreadable ({thread.problem[:120]})"
     samples = thread.samples
     if not thread.next:
         where = "finished, not yet stored"

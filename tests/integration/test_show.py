@@ -94,13 +94,15 @@ def test_half_finished_killed_run(tmp_path: Path) -> None:
     summary = run_cli("graphs.show", str(out))
     assert summary.returncode == 0, summary.stderr
     with sqlite3.connect(f"file:{out / 'checkpoints.db'}?mode=ro", uri=True) as conn:
-        threads = [r[0] for r in conn.execute("select distinct thread_id from checkpoints order by thread_id")]
+        threads = [r[0] for r in conn.execute("select distinct thread_id from checkpoint_replies order by thread_id")]
+        assert conn.execute("select count(*) from checkpoints").fetchone()[0] == 0  # each thread is its log alone
     count = stored(out / "condor.db")
     assert 0 < count < 30 and threads, (count, threads)  # the kill really left work unfinished
     assert f"samples:    {count} stored" in summary.stdout
     assert f"-- unfinished: {len(threads)} question-writer call" in summary.stdout
     for thread in threads[:10]:
         assert f"  {thread}  " in summary.stdout
+    assert "unreadable" not in summary.stdout  # every thread rebuilt from its log
     story = run_cli("graphs.show", str(out), "s0-0000000")
     assert story.returncode == 0, story.stderr
     assert "Sample s0-0000000: " in story.stdout

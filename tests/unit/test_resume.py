@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -19,10 +21,8 @@ from condor_state.dataset import Dataset
 from graphs.checkpoints import RunCheckpoints
 from graphs.graph import builder
 from graphs.runner import RunError, finish_thread, run_job
-from tests.unit.conftest import use_fake_model
+from tests.unit.conftest import SERVED, run_until, use_fake_model
 from tests.unit.fake_chat import FakeChatModel
-
-SERVED = Context(base_url="http://127.0.0.1:9/v1", concurrency=4)  # the model itself is the fake
 
 
 def test_a_thread_with_pending_tasks_is_continued_from_its_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,32 +153,55 @@ def test_a_call_interrupted_while_keeping_one_question_finishes_all_three_when_t
 
 
 class CommittedAtEachCall(list[str]):
-    """The fake model's call log, noting at each model call how many checkpoints another connection can read."""
+    """The fake model's call log, noting at each model call what another connection can read of the thread."""
 
     def __init__(self, db: Path) -> None:
         super().__init__()
         self.db = db
-        self.committed: list[int] = []
+        self.committed: list[tuple[int, int]] = []
 
     def append(self, role: str) -> None:
         with contextlib.closing(sqlite3.connect(self.db)) as conn:
-            self.committed.append(conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0])
+            logged = conn.execute("SELECT count(*) FROM checkpoint_replies").fetchone()[0]
+            self.committed.append((logged, conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0]))
         super().append(role)
 
 
-def test_each_steps_checkpoint_is_committed_before_the_next_model_request_leaves(
+def test_a_threads_input_and_each_reply_are_committed_before_the_next_model_request_leaves(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    db = tmp_path / "checkpoints.db"
-    calls = CommittedAtEachCall(db)
+    calls = CommittedAtEachCall(tmp_path / "checkpoints.db")
     monkeypatch.setattr(agents.models, "chat_model", lambda _, role, shared=None: FakeChatModel(role=role, calls=calls))
-    config: Any = {"configurable": {"thread_id": "t"}}
-    with RunCheckpoints.open(db) as saver:
-        graph = builder.compile(checkpointer=saver)
-        asyncio.run(graph.ainvoke({"call_index": 0, "keep": 1}, config, context=SERVED, durability="sync"))
+    asyncio.run(run_job(tmp_path, 1, SERVED))
     assert calls == ["question_writer", "responder", "critic", "reviser", "critic"]
-    # input, tag_sampler and then each earlier model step: a kill at any request loses only that request
-    assert calls.committed == [3, 4, 5, 6, 7]
+    # the input, then every earlier reply: a kill at any request loses only that request; no step is checkpointed
+    assert calls.committed == [(1, 0), (2, 0), (3, 0), (4, 0), (5, 0)]
+    assert sqlite_rows(tmp_path / "checkpoints.db", "checkpoint_replies") == 0  # the stored call's log is deleted
+
+
+class InlineChat(FakeChatModel):
+    """Answers on the loop's thread without yielding, as a client whose connection is ready writes at once."""
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        return self._generate(messages, stop, run_manager, **kw)
+
+
+def test_a_re_ask_leaves_only_after_the_reply_it_is_about_is_committed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def first_critique_has_no_score(role: str, messages: list[dict[str, Any]]) -> str | None:
+        if role == "critic" and len(messages) == 2:  # the first request: system and user turns
+            return "[Strengths Start]Clear.[Strengths End] No score at all."
+        return None
+
+    calls = CommittedAtEachCall(tmp_path / "checkpoints.db")
+    fake = lambda _, role, shared=None: InlineChat(role=role, script=first_critique_has_no_score, calls=calls)  # noqa: E731
+    monkeypatch.setattr(agents.models, "chat_model", fake)
+    asyncio.run(run_job(tmp_path, 1, SERVED))
+    assert calls[:4] == ["question_writer", "responder", "critic", "critic"]
+    assert calls.committed[3] == (4, 0)  # the re-ask sees the scoreless reply kept, though it left in the same task
 
 
 def test_saves_on_the_loop_are_committed_together_after_the_current_callbacks(tmp_path: Path) -> None:
@@ -204,23 +227,6 @@ def test_saves_on_the_loop_are_committed_together_after_the_current_callbacks(tm
         with saver.cursor() as cur:
             cur.execute("DELETE FROM checkpoints WHERE thread_id = 'b'")
     assert committed() == 1
-
-
-def run_until(held: threading.Event, release: threading.Event, out: Path, samples: int) -> None:
-    """run_job until a request is held at the model, then cancelled there, as SIGTERM does (a kill -9 leaves the
-    same on disk: each commit lands before the loop's next callback); the held request is let go afterwards."""
-
-    async def cancelled_run() -> None:
-        run = asyncio.ensure_future(run_job(out, samples, SERVED))
-        while not held.is_set():
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.2)  # the other requests of the step come back meanwhile
-        run.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await run
-        release.set()  # its reply, come too late, goes nowhere
-
-    asyncio.run(cancelled_run())
 
 
 def test_a_step_resumed_after_a_crash_sends_again_only_the_request_that_was_in_flight(

@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sqlite3
+import threading
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.runnables import RunnableConfig
@@ -18,7 +22,7 @@ from condor_state.dataset import Dataset
 from condor_state.state import BatchState, Round, new_sample
 from graphs.graph import builder
 from graphs.show import PlainView, RichView, main
-from tests.unit.conftest import use_fake_model
+from tests.unit.conftest import run_until, use_fake_model
 
 
 def stopped_before_critic(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,3 +82,36 @@ def test_in_progress_samples_failures_and_rich_output(tmp_path: Path, monkeypatc
     text = screen.getvalue()
     assert "╭─ question" in text and "round 2: critique, score 8, accepted (threshold 8)" in text
     assert "[bold]markup[/bold] and [Strength Start]" in text  # user text is shown as is, never as markup
+
+
+def test_a_call_stopped_mid_step_is_shown_from_its_log_of_replies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run keeps no step checkpoints: show rebuilds the stopped call from its input and kept replies, up to the
+    step whose replies are not all in (one critique of two came back)."""
+    held, release = threading.Event(), threading.Event()
+
+    def first_critique_hangs(role: str, _: list[dict[str, Any]]) -> None:
+        if role == "critic" and not held.is_set():
+            held.set()
+            release.wait(30)
+
+    use_fake_model(monkeypatch, first_critique_hangs)
+    run_until(held, release, tmp_path, 2)
+    with closing(sqlite3.connect(tmp_path / "checkpoints.db")) as conn:
+        assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 0
+        keys = sorted(
+            row[0].split("/")[-3] if "/" in row[0] else row[0]
+            for row in conn.execute("SELECT key FROM checkpoint_replies")
+        )
+    assert keys == ["critic", "input", "question_writer", "responder", "responder"]
+
+    plain = io.StringIO()
+    assert main([str(tmp_path)], PlainView(plain)) == 0
+    text = plain.getvalue()
+    assert "-- unfinished: 1 question-writer call in checkpoints.db" in text
+    assert "condor-s0-c0000000  next critic; s0-0000000 active (0 critiques), s0-0000001 active (0 critiques)" in text
+    one = io.StringIO()
+    assert main([str(tmp_path), "s0-0000001"], PlainView(one)) == 0
+    assert "Sample s0-0000001: unfinished (active), condor-s0-c0000000  next critic" in one.getvalue()
+    assert "-- first answer (void) --\n  An answer" in one.getvalue()
