@@ -67,14 +67,18 @@ class RunCheckpoints(SqliteSaver):
             finally:
                 cur.close()
         if transaction:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.commit()
-                return
-            if not self._commit_queued:
-                self._commit_queued = True
-                loop.call_soon(self._queued_commit)
+            self._commit_soon()
+
+    def _commit_soon(self) -> None:
+        """Queue the commit behind the loop's current callbacks (once per turn); at once without a running loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.commit()
+            return
+        if not self._commit_queued:
+            self._commit_queued = True
+            loop.call_soon(self._queued_commit)
 
     def commit(self) -> None:
         with self.lock:
@@ -95,8 +99,12 @@ class RunCheckpoints(SqliteSaver):
         self.conn.execute(REPLIES_TABLE)
 
     async def arecord_reply(self, thread_id: str, key: str, reply: str) -> None:
-        with self.cursor() as cur:
-            cur.execute("INSERT OR REPLACE INTO checkpoint_replies VALUES (?, ?, ?)", (thread_id, key, reply))
+        """One statement on the connection: the hottest write of a run (every reply), so no cursor is made."""
+        with self.lock:
+            if self._commit_error is not None:
+                raise self._commit_error
+            self.conn.execute("INSERT OR REPLACE INTO checkpoint_replies VALUES (?, ?, ?)", (thread_id, key, reply))
+        self._commit_soon()
 
     async def areplies(self, thread_id: str) -> dict[str, str]:
         with self.cursor(transaction=False) as cur:
