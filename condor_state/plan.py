@@ -6,6 +6,7 @@ import math
 import random
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import zip_longest
 
 from condor_state.tasks import TASK_TYPES, TaskType
 from condor_state.tree import KnowledgeTree, TagPath, load_tree
@@ -80,41 +81,85 @@ class SamplingPlan:
         self.seed = seed
         self.root_weights = root_weights
         self.mix = {lang: w for lang, w in mix.items() if w > 0}
-        self._languages: list[str] = []  # language of call i
-        self._index_in_language: list[int] = []  # how many earlier calls had the same language
-        self._credit = dict.fromkeys(self.mix, 0.0)
-        self._counts = dict.fromkeys(self.mix, 0)
+        self._schedule = LanguageSchedule(tuple(self.mix.values()))
+        self._names = list(self.mix)
 
     def entry(self, call_index: int) -> PlanEntry:
-        if len(self._languages) <= call_index:
-            self._extend_language_schedule(call_index)
-        language = self._languages[call_index]
-        j = self._index_in_language[call_index]
+        k, j = self._schedule.position(call_index)
+        language = self._names[k]
         pairs = self._epoch(language, j)
         tag_path, task_type = pairs[j % len(pairs)]
         return PlanEntry(tag_path=tag_path, task_type=task_type, language=language)
 
-    def _extend_language_schedule(self, call_index: int) -> None:
-        """The schedule up to call_index, in one tight loop (a resumed 100k-sample run starts ~33k calls in)."""
-        languages = list(self.mix)
-        weights = [self.mix[lang] for lang in languages]
-        credit = [self._credit[lang] for lang in languages]
-        counts = [self._counts[lang] for lang in languages]
-        order = range(len(languages))
-        for _ in range(call_index + 1 - len(self._languages)):
-            for k in order:
-                credit[k] += weights[k]
-            chosen = max(order, key=credit.__getitem__)  # the first of equals, as max over the mix would give
-            credit[chosen] -= 1.0
-            self._languages.append(languages[chosen])
-            self._index_in_language.append(counts[chosen])
-            counts[chosen] += 1
-        self._credit = dict(zip(languages, credit, strict=True))
-        self._counts = dict(zip(languages, counts, strict=True))
-
     def _epoch(self, language: str, j: int) -> tuple[tuple[TagPath, TaskType], ...]:
         size = len(self.tree.leaves[language]) * len(TASK_TYPES)
         return _epoch_order(self.tree, language, self.seed, j // size, self.root_weights)
+
+
+CYCLE_SEARCH = 1024  # schedule steps watched for a repeated state (exact mixes such as 0.5/0.5 repeat within a few)
+
+
+class LanguageSchedule:
+    """The language mix's smooth weighted round robin: for call i, which language (its place in the mix) and how
+    many earlier calls had that language.
+
+    Each step adds every weight to its language's credit, picks the first language of highest credit and takes 1
+    from it. The credits are the whole state, so once they repeat one earlier state exactly (the float values, as
+    the steps compute them) the schedule is periodic from there: a resumed run's late call is then found by
+    arithmetic instead of stepping through every call before it. A mix whose credits never repeat early is stepped.
+    """
+
+    def __init__(self, weights: tuple[float, ...]) -> None:
+        self.weights = weights
+        self._chosen: list[int] = []  # the language of call i
+        self._index: list[int] = []  # how many earlier calls had the same language
+        self._credit = [0.0] * len(weights)
+        self._counts = [0] * len(weights)
+        self._cycle: tuple[int, int, list[int]] | None = None  # period's first call, its length, calls per language
+        self._find_cycle()
+
+    def position(self, call_index: int) -> tuple[int, int]:
+        """(language's place in the mix, how many earlier calls had it) for call `call_index`."""
+        if call_index < len(self._chosen):
+            return self._chosen[call_index], self._index[call_index]
+        if self._cycle is None:
+            self._step(call_index + 1 - len(self._chosen))
+            return self._chosen[call_index], self._index[call_index]
+        start, period, per_period = self._cycle
+        turns, offset = divmod(call_index - start, period)
+        k = self._chosen[start + offset]
+        return k, self._index[start + offset] + turns * per_period[k]
+
+    def _find_cycle(self) -> None:
+        """Step until the credits equal those after an earlier step (the period found) or CYCLE_SEARCH steps."""
+        seen = {tuple(self._credit): 0}
+        while self.weights and len(self._chosen) < CYCLE_SEARCH:
+            self._step(1)
+            done = len(self._chosen)
+            start = seen.setdefault(tuple(self._credit), done)
+            if start != done:
+                per_period = [0] * len(self.weights)
+                for k in self._chosen[start:]:
+                    per_period[k] += 1
+                self._cycle = (start, done - start, per_period)
+                return
+
+    def _step(self, steps: int) -> None:
+        """`steps` more calls of the schedule, in one tight loop (a resumed 100k-sample run starts ~33k calls in)."""
+        weights, credit, counts = self.weights, self._credit, self._counts
+        add_chosen, add_index = self._chosen.append, self._index.append
+        rest = range(1, len(weights))
+        for _ in range(steps):
+            best = 0
+            top = credit[0] = credit[0] + weights[0]
+            for k in rest:
+                value = credit[k] = credit[k] + weights[k]
+                if value > top:  # strictly: the first of equal credits wins
+                    best, top = k, value
+            credit[best] = top - 1.0
+            add_chosen(best)
+            add_index(counts[best])
+            counts[best] += 1
 
 
 @lru_cache(maxsize=16)
@@ -125,19 +170,15 @@ def _epoch_order(
     rng = random.Random(f"{seed}:{language}:{epoch}:{tree.fingerprint}")
     by_root: dict[str, list[tuple[TagPath, TaskType]]] = {}
     for path in tree.leaves[language]:
-        by_root.setdefault(path[0], []).extend((path, task) for task in TASK_TYPES)
+        by_root.setdefault(path[0], []).extend([(path, task) for task in TASK_TYPES])
     queues = list(by_root.values())
     rng.shuffle(queues)
     for queue in queues:
         rng.shuffle(queue)
     if root_weights:
         return _weighted_interleave(queues, dict(root_weights))
-    order: list[tuple[TagPath, TaskType]] = []
-    depth = 0
-    while len(order) < sum(len(q) for q in queues):
-        order.extend(q[depth] for q in queues if depth < len(q))
-        depth += 1
-    return tuple(order)
+    # depth by depth, each root's next pair in turn (zip_longest pads a used-up root with None, never a pair)
+    return tuple(pair for layer in zip_longest(*queues) for pair in layer if pair is not None)
 
 
 def _weighted_interleave(
