@@ -80,6 +80,9 @@ def _create(name: str, columns: dict[str, type], constraints: str) -> str:
 SCHEMA = (
     _create("samples", SAMPLE_COLUMNS, "PRIMARY KEY ([id]), CHECK ([id] IS NOT NULL AND [status] IS NOT NULL)"),
     "CREATE INDEX IF NOT EXISTS [idx_samples_status] ON [samples] ([status])",
+    # a resume counts every call's stored samples (stored_per_call) from this index, not a scan and sort of the
+    # table, and reads a call's levels (stored_levels) without a scan; as in the Postgres store
+    "CREATE INDEX IF NOT EXISTS [idx_samples_call_index] ON [samples] ([call_index])",
     _create(
         "rounds",
         ROUND_COLUMNS,

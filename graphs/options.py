@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from condor_state.context import Context, SettingError, flag
-from condor_state.postgres import store_of
 from condor_state.rundir import DB_NAME
 
 
@@ -24,6 +23,8 @@ class OneLineParser(argparse.ArgumentParser):
 def run_dir_arg(prog: str, path: str) -> Path:
     """The run directory a command was given, or a one-line error when it holds no condor.db (nor names a
     cluster run's Postgres store)."""
+    from condor_state.postgres import store_of  # here, not at the top: graphs.run imports this module, never it
+
     run_dir = Path(path)
     if not (run_dir / DB_NAME).is_file() and store_of(run_dir) is None:
         fail(prog, f"{run_dir} has no {DB_NAME}; pass the --out directory of a run")
