@@ -80,6 +80,12 @@ def run_settings(context: Context) -> dict[str, Any]:
     }
 
 
+def recorded_context(settings: dict[str, Any]) -> Context:
+    """The settings a run_settings record holds, as a Context again (its "tree" is the tree's fingerprint; the file
+    is "tree_file")."""
+    return Context.recorded({**settings, "tree": settings.get("tree_file") or ""})
+
+
 def read_settings(run_dir: Path) -> dict[str, Any]:
     """The settings record, or {} when the directory has none or it is unreadable (a database copied alone)."""
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from condor_state.context import cost_text
 from condor_state.postgres import StoreError, open_run, store_of
-from condor_state.rundir import CHECKPOINTS, DB_NAME, SETTINGS, read_settings, sample_row
+from condor_state.rundir import CHECKPOINTS, DB_NAME, SETTINGS, read_settings, recorded_context, sample_row
 from graphs.options import OneLineParser, fail
 
 PROG = "python -m graphs.show"
@@ -86,8 +86,9 @@ class Unfinished:
 
 def unfinished_threads(run_dir: Path) -> tuple[list[Unfinished], str]:
     """Threads left in the checkpoint file (the runner deletes finished ones), and a note when it is unreadable."""
+    settings = read_settings(run_dir)
     if url := store_of(run_dir):
-        return _store_threads(url, read_settings(run_dir))
+        return _store_threads(url, settings)
     path = run_dir / CHECKPOINTS
     if not path.is_file():
         return [], ""
@@ -100,15 +101,11 @@ def unfinished_threads(run_dir: Path) -> tuple[list[Unfinished], str]:
             checkpointed = set()
             if has_table(conn, "checkpoints"):
                 checkpointed = {row[0] for row in conn.execute("SELECT DISTINCT thread_id FROM checkpoints")}
-            threads = [Unfinished(thread_id) for thread_id in sorted(checkpointed | set(logs))]
-            if checkpointed:
-                from langgraph.checkpoint.sqlite import SqliteSaver
+            from langgraph.checkpoint.sqlite import SqliteSaver
 
-                _fill_states(SqliteSaver(conn), [t for t in threads if t.thread_id in checkpointed])
+            return _unfinished(logs, checkpointed, lambda: SqliteSaver(conn), settings), ""
     except (sqlite3.Error, ShowError) as exc:
         return [], f"{path} is unreadable: {exc}"
-    _replay_states(read_settings(run_dir), [t for t in threads if t.thread_id not in checkpointed], logs)
-    return threads, ""
 
 
 def _store_threads(url: str, settings: dict[str, Any]) -> tuple[list[Unfinished], str]:
@@ -118,23 +115,32 @@ def _store_threads(url: str, settings: dict[str, Any]) -> tuple[list[Unfinished]
 
     from condor_state.postgres import connect
 
-    logs: dict[str, dict[str, str]] = {}
+    def exists(table: str) -> bool:
+        return conn.execute("SELECT to_regclass(%s) AS t", (table,)).fetchone() not in (None, {"t": None})
+
     try:
         with connect(url, "condor show") as conn:
-            if conn.execute("SELECT to_regclass('checkpoint_replies') AS t").fetchone() not in (None, {"t": None}):
+            logs: dict[str, dict[str, str]] = {}
+            if exists("checkpoint_replies"):
                 for row in conn.execute("SELECT thread_id, key, reply FROM checkpoint_replies"):
                     logs.setdefault(row["thread_id"], {})[row["key"]] = row["reply"]
             checkpointed = set()
-            if conn.execute("SELECT to_regclass('checkpoints') AS t").fetchone() not in (None, {"t": None}):
-                query = "SELECT DISTINCT thread_id FROM checkpoints"
-                checkpointed = {row["thread_id"] for row in conn.execute(query)}
-            threads = [Unfinished(thread_id) for thread_id in sorted(checkpointed | set(logs))]
-            if checkpointed:
-                _fill_states(PostgresSaver(conn), [t for t in threads if t.thread_id in checkpointed])
+            if exists("checkpoints"):
+                checkpointed = {row["thread_id"] for row in conn.execute("SELECT DISTINCT thread_id FROM checkpoints")}
+            return _unfinished(logs, checkpointed, lambda: PostgresSaver(conn), settings), ""
     except (StoreError, psycopg.Error) as exc:
         return [], f"the store's checkpoints are unreadable: {' '.join(str(exc).split())}"
+
+
+def _unfinished(
+    logs: dict[str, dict[str, str]], checkpointed: set[str], saver: Callable[[], Any], settings: dict[str, Any]
+) -> list[Unfinished]:
+    """Every thread, its state read from its checkpoints (threads of earlier versions) or rebuilt from its log."""
+    threads = [Unfinished(thread_id) for thread_id in sorted(checkpointed | set(logs))]
+    if checkpointed:
+        _fill_states(saver(), [t for t in threads if t.thread_id in checkpointed])
     _replay_states(settings, [t for t in threads if t.thread_id not in checkpointed], logs)
-    return threads, ""
+    return threads
 
 
 def _fill_states(saver: Any, threads: list[Unfinished]) -> None:
@@ -159,20 +165,19 @@ def _replay_states(settings: dict[str, Any], threads: list[Unfinished], logs: di
         return
     import asyncio
 
-    from condor_state.context import Context
     from condor_state.tree import TreeError, load_tree
     from graphs.checkpoints import INPUT_KEY
     from graphs.runner import replayed
 
-    context = Context.recorded({**settings, "tree": settings.get("tree_file") or ""})  # "tree" records its fingerprint
+    context = recorded_context(settings)
+    problem = "" if settings else f"no {SETTINGS}: the run's settings are needed to rebuild its calls"
     try:
-        changed = load_tree(context.tree or None).fingerprint != settings.get("tree")
+        if not problem and load_tree(context.tree or None).fingerprint != settings.get("tree"):
+            problem = "the knowledge tree changed since the run began"
     except TreeError as exc:
-        changed, problem = True, str(exc)
-    else:
-        problem = "the knowledge tree changed since the run began"
+        problem = str(exc)
     for thread in threads:
-        if changed:
+        if problem:
             thread.problem = problem
             continue
         log = logs[thread.thread_id]

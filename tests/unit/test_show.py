@@ -115,3 +115,11 @@ def test_a_call_stopped_mid_step_is_shown_from_its_log_of_replies(
     assert main([str(tmp_path), "s0-0000001"], PlainView(one)) == 0
     assert "Sample s0-0000001: unfinished (active), condor-s0-c0000000  next critic" in one.getvalue()
     assert "-- first answer (void) --\n  An answer" in one.getvalue()
+
+    (tmp_path / "run.json").unlink()  # a directory copied without it: the call is listed, not rebuilt
+    bare = io.StringIO()
+    assert main([str(tmp_path)], PlainView(bare)) == 0
+    assert (
+        "condor-s0-c0000000  unreadable (no run.json: the run's settings are needed to rebuild its calls)"
+        in bare.getvalue()
+    )
