@@ -10,9 +10,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypedDict, TypeVar, cast
 
-from langchain_core.messages import AIMessage
-
-from agents.models import ModelUnavailable, pool
+from agents.models import ModelUnavailable, completion_of, pool
 from condor_state.context import Context
 from prompts.markers import ParseError
 from prompts.repair import TRUNCATED_REASON, repair_messages, truncation_messages
@@ -153,33 +151,20 @@ async def _request(context: Context, role: str, conversation: list[dict[str, str
     models = pool()
     try:
         model = await models.for_role(context, role)
+        complete = getattr(model, "acomplete", None)  # OpenAIChat's: plain data, LangChain's run only if heard
         async with models.slot(context):
-            reply = await model.ainvoke(conversation)
+            done = await complete(conversation) if complete else completion_of(await model.ainvoke(conversation))
     except ModelUnavailable as exc:
         return {"unavailable": str(exc)}
     except Exception as exc:  # left after the client's own retries, or an unreadable response body
         return {"failed": f"request failed: {type(exc).__name__}: {str(exc)[:300]}"}
-    if not isinstance(reply, AIMessage):  # a chat model always answers with one; a stand-in might not
-        reply = AIMessage(content=reply.content)
-    usage = reply.usage_metadata
+    usage = done["usage"]
     tokens = (
         {"input_tokens": usage.get("input_tokens", 0), "output_tokens": usage.get("output_tokens", 0)}
         if usage
         else None
     )
-    return {"text": _text(reply), "usage": tokens, "finish_reason": _finish_reason(reply)}
-
-
-def _finish_reason(reply: AIMessage) -> str | None:
-    reason = reply.response_metadata.get("finish_reason")
-    return reason if isinstance(reason, str) else None
-
-
-def _text(reply: AIMessage) -> str:
-    content = reply.content
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+    return {"text": done["text"], "usage": tokens, "finish_reason": done["finish_reason"]}
 
 
 def _count_tokens(outcome: Outcome[T], reply: Reply, conversation: list[dict[str, str]], text: str) -> None:

@@ -4,7 +4,8 @@ Why: `ChatOpenAI` → `openai` SDK → httpx-over-aiohttp spends several millise
 transformation, pydantic response models and two HTTP layers; at an instant server that is most of a sample's CPU.
 This model keeps LangChain's `BaseChatModel` contract (callbacks, LangSmith/Studio tracing, `astream_events`,
 `bind`, `with_config`), so LangGraph sees no difference, and does only what a chat completion needs: messages to
-dicts, one orjson-encoded POST, one orjson parse into an `AIMessage`.
+dicts, one orjson-encoded POST, one orjson parse into an `AIMessage`. `acomplete` takes and gives plain data, and
+makes no LangChain object at all while nobody listens: what Condor's engine calls.
 
 Not supported (Condor needs none of it): tools and tool calls, token streaming (`astream` yields the whole reply
 as one chunk, as LangChain does for any model without `_astream`), `n > 1`, logprobs.
@@ -25,22 +26,26 @@ import urllib.request
 import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC
-from typing import Any, NoReturn, cast
+from functools import cached_property
+from typing import Any, NoReturn
 
 import aiohttp
 import orjson
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, BaseCallbackManager, CallbackManagerForLLMRun
 from langchain_core.globals import get_llm_cache
-from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, BaseMessage, ChatMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers.context import _configure_hooks, _tracing_v2_is_enabled
 from langchain_core.utils import secret_from_env
 from langchain_core.utils.env import env_var_is_set
 from pydantic import Field, PrivateAttr, SecretStr
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from agents.models import Completion, completion_of
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +194,8 @@ def check_response(status: int, headers: Any, raw: bytes, url: str) -> dict[str,
     raise RequestRejected(detail, status)
 
 
-def to_chat_result(data: dict[str, Any], default_model: str) -> ChatResult:
-    """A decoded completion as LangChain's ChatResult: content, finish_reason, model name and token usage."""
+def read_completion(data: dict[str, Any], default_model: str) -> Completion:
+    """A decoded 2xx body's first choice: null content is empty text, a missing total is summed."""
     try:
         choice = data["choices"][0]
         message = choice.get("message") or {}
@@ -198,7 +203,6 @@ def to_chat_result(data: dict[str, Any], default_model: str) -> ChatResult:
         finish_reason = choice.get("finish_reason")
     except (KeyError, IndexError, TypeError, AttributeError):
         raise BadResponse(f"not a chat completion: {str(data)[:200]}") from None
-    model_name = data.get("model") or default_model
     usage = data.get("usage")
     usage_metadata: UsageMetadata | None = None
     if isinstance(usage, dict):
@@ -209,14 +213,26 @@ def to_chat_result(data: dict[str, Any], default_model: str) -> ChatResult:
             "output_tokens": completion,
             "total_tokens": usage.get("total_tokens") or prompt + completion,
         }
+    return {
+        "text": content,
+        "usage": usage_metadata,
+        "finish_reason": finish_reason,
+        "model_name": data.get("model") or default_model,
+    }
+
+
+def to_chat_result(data: dict[str, Any], default_model: str) -> ChatResult:
+    """A decoded completion as LangChain's ChatResult: content, finish_reason, model name and token usage."""
+    done = read_completion(data, default_model)
+    finish_reason, model_name = done["finish_reason"], done["model_name"]
     ai = AIMessage(
-        content=content,
+        content=done["text"],
         response_metadata={"finish_reason": finish_reason, "model_name": model_name},
-        usage_metadata=usage_metadata,
+        usage_metadata=done["usage"],
     )
     return ChatResult(
         generations=[ChatGeneration(message=ai, generation_info={"finish_reason": finish_reason})],
-        llm_output={"token_usage": usage, "model_name": model_name},
+        llm_output={"token_usage": data.get("usage"), "model_name": model_name},
     )
 
 
@@ -266,7 +282,6 @@ class OpenAIChat(BaseChatModel):
     _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = PrivateAttr(
         default_factory=weakref.WeakKeyDictionary
     )
-    _client_timeout: aiohttp.ClientTimeout | None = PrivateAttr(default=None)
 
     @property
     def _llm_type(self) -> str:
@@ -310,9 +325,10 @@ class OpenAIChat(BaseChatModel):
             headers["Authorization"] = "Bearer " + self.api_key.get_secret_value()
         return headers
 
-    def request_body(self, messages: Sequence[BaseMessage], stop: list[str] | None = None, **kwargs: Any) -> bytes:
-        """The encoded request: fields set on the model, then `stop`, then extra_body, then per-call kwargs."""
-        body: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages)}
+    def request_body(self, messages: list[dict[str, Any]], stop: list[str] | None = None, **kwargs: Any) -> bytes:
+        """The encoded request for OpenAI-format messages: fields set on the model, then `stop`, then extra_body,
+        then per-call kwargs."""
+        body: dict[str, Any] = {"model": self.model, "messages": messages}
         if self.temperature is not None:
             body["temperature"] = self.temperature
         if self.max_tokens is not None:
@@ -358,12 +374,15 @@ class OpenAIChat(BaseChatModel):
         if session is not None:
             await session.close()
 
-    async def _apost_once(self, session: aiohttp.ClientSession, data: bytes, headers: dict[str, str]) -> ChatResult:
+    @cached_property
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        """aiohttp's form of `timeout`, made once (a model's settings do not change once it is in use)."""
+        return aiohttp.ClientTimeout(total=self.timeout)
+
+    async def _apost_once(self, session: aiohttp.ClientSession, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
         url = self.url
-        if self._client_timeout is None or self._client_timeout.total != self.timeout:
-            self._client_timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:
-            async with session.post(url, data=data, headers=headers, timeout=self._client_timeout) as response:
+            async with session.post(url, data=data, headers=headers, timeout=self.client_timeout) as response:
                 raw = await response.read()
                 status, response_headers = response.status, response.headers
         except TimeoutError:
@@ -372,35 +391,41 @@ class OpenAIChat(BaseChatModel):
             raise EndpointUnreachable(f"cannot connect to {url}: {exc.os_error or exc}") from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise EndpointUnreachable(f"connection to {url} broke: {type(exc).__name__}: {exc}") from None
-        return to_chat_result(check_response(status, response_headers, raw, url), self.model)
+        return check_response(status, response_headers, raw, url)
 
-    async def ainvoke(
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, *, stop: Any = None, **kwargs: Any
-    ) -> AIMessage:
-        """With nobody listening (no callback handler, no tracer, no cache), the reply without LangChain's run
-        bookkeeping, about 1 ms of CPU per request under a graph; with any listener, BaseChatModel's whole path."""
-        config = ensure_config(config)  # the graph's run, from the context, when no config is given
-        if stop is not None or kwargs or self._listened(config):
-            return await super().ainvoke(input, config, stop=stop, **kwargs)
-        result = await self._agenerate(self._convert_input(input).to_messages())
-        generation = result.generations[0]
-        message = cast(AIMessage, generation.message)
-        message.response_metadata = {**(generation.generation_info or {}), **message.response_metadata}
-        if result.llm_output is not None:
-            message.response_metadata = {**result.llm_output, **message.response_metadata}
-        return message
+    async def _apost(self, data: bytes) -> dict[str, Any]:
+        """The decoded completion of one request, retried as `max_retries` says."""
+        session = self._loop_session()
+        headers = self._headers()
+        try:
+            return await self._apost_once(session, data, headers)
+        except RETRYABLE as exc:
+            if self.max_retries <= 0:
+                raise
+            await asyncio.sleep(backoff_seconds(1, exc.retry_after))
+        result: dict[str, Any] = await AsyncRetrying(**self._retry_settings())(self._apost_once, session, data, headers)
+        return result
+
+    async def acomplete(self, messages: list[dict[str, Any]], config: RunnableConfig | None = None) -> Completion:
+        """The reply to OpenAI-format messages as plain data: with nobody listening (no callback handler, tracer,
+        cache or limiter), no LangChain message or run is made, about 1 ms of CPU per request under a graph; with
+        any listener, BaseChatModel's whole path, so callbacks, Studio and tracers see the call as usual."""
+        if self._listened(config if config is not None else var_child_runnable_config.get() or {}):
+            return completion_of(await self.ainvoke(messages, config))
+        return read_completion(await self._apost(self.request_body(messages)), self.model)
 
     def _listened(self, config: RunnableConfig) -> bool:
-        """Whether anything would see this call's run: a handler, a tracer or configure hook, a cache, a limiter."""
+        """Whether anything would see this call's run: a handler (the call's or the model's), a tracer or
+        configure hook, a cache, a rate limiter."""
         callbacks = config.get("callbacks")
         if isinstance(callbacks, BaseCallbackManager):
             if callbacks.handlers or callbacks.inheritable_handlers:
                 return True
         elif callbacks:
             return True
-        if self.cache not in (None, False) or get_llm_cache() is not None or self.rate_limiter is not None:
+        if self.callbacks or self.cache not in (None, False) or self.rate_limiter is not None:
             return True
-        if self.output_version not in (None, "v0") or _tracing_v2_is_enabled():
+        if get_llm_cache() is not None or self.output_version not in (None, "v0") or _tracing_v2_is_enabled():
             return True
         return any(var.get() is not None or (env and env_var_is_set(env)) for var, _, _, env in _configure_hooks)
 
@@ -411,21 +436,12 @@ class OpenAIChat(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        data = self.request_body(messages, stop, **kwargs)
-        session = self._loop_session()
-        headers = self._headers()
-        try:
-            return await self._apost_once(session, data, headers)
-        except RETRYABLE as exc:
-            if self.max_retries <= 0:
-                raise
-            await asyncio.sleep(backoff_seconds(1, exc.retry_after))
-        result: ChatResult = await AsyncRetrying(**self._retry_settings())(self._apost_once, session, data, headers)
-        return result
+        data = await self._apost(self.request_body(to_openai_messages(messages), stop, **kwargs))
+        return to_chat_result(data, self.model)
 
     # ------------------------------------------------------------------------------------------------ sync
 
-    def _post_once(self, data: bytes, headers: dict[str, str]) -> ChatResult:
+    def _post_once(self, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
         url = self.url
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
         try:
@@ -441,7 +457,7 @@ class OpenAIChat(BaseChatModel):
             raise EndpointUnreachable(f"cannot connect to {url}: {exc.reason}") from None
         except (http.client.HTTPException, ConnectionError) as exc:
             raise EndpointUnreachable(f"connection to {url} broke: {type(exc).__name__}: {exc}") from None
-        return to_chat_result(check_response(status, response_headers, raw, url), self.model)
+        return check_response(status, response_headers, raw, url)
 
     def _generate(
         self,
@@ -451,16 +467,16 @@ class OpenAIChat(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         """Blocking urllib, with the same body, errors and retries as the async path (Studio and tests call it)."""
-        data = self.request_body(messages, stop, **kwargs)
+        data = self.request_body(to_openai_messages(messages), stop, **kwargs)
         headers = self._headers()
         try:
-            return self._post_once(data, headers)
+            return to_chat_result(self._post_once(data, headers), self.model)
         except RETRYABLE as exc:
             if self.max_retries <= 0:
                 raise
             time.sleep(backoff_seconds(1, exc.retry_after))
-        result: ChatResult = Retrying(**self._retry_settings())(self._post_once, data, headers)
-        return result
+        result: dict[str, Any] = Retrying(**self._retry_settings())(self._post_once, data, headers)
+        return to_chat_result(result, self.model)
 
 
 # LangChain's BaseChatModel calls inspect.signature(self._agenerate) on every call (to see whether it takes

@@ -241,7 +241,7 @@ def test_callbacks_and_astream_events_see_every_call(server: StubServer) -> None
     assert "on_chat_model_start" in kinds and "on_chat_model_end" in kinds
 
 
-def test_a_call_nobody_listens_to_skips_the_run_bookkeeping_and_gives_the_same_reply(
+def test_a_plain_call_nobody_listens_to_skips_the_run_bookkeeping_and_gives_what_ainvoke_gives(
     server: StubServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = lean(server, max_tokens=32)
@@ -253,31 +253,46 @@ def test_a_call_nobody_listens_to_skips_the_run_bookkeeping_and_gives_the_same_r
         return await original(self, *args, **kwargs)
 
     monkeypatch.setattr(BaseChatModel, "ainvoke", spy)
+    recorder = Recorder()
 
-    async def scenario() -> tuple[AIMessage, AIMessage]:
-        quiet = await model.ainvoke(CONVERSATIONS[0])
-        heard = await model.ainvoke(CONVERSATIONS[0], config={"callbacks": [Recorder()]})
+    async def scenario() -> tuple[Any, Any, AIMessage]:
+        quiet = await model.acomplete(CONVERSATIONS[0])
+        heard = await model.acomplete(CONVERSATIONS[0], {"callbacks": [recorder]})
+        message = await model.ainvoke(CONVERSATIONS[0])
         await model.aclose()
-        return quiet, heard
+        return quiet, heard, message
 
-    quiet, heard = asyncio.run(scenario())
-    assert whole_path == [1]  # only the call with a handler took LangChain's whole path
-    assert quiet.content == heard.content and quiet.usage_metadata == heard.usage_metadata
-    assert quiet.response_metadata == heard.response_metadata and quiet.response_metadata["finish_reason"] == "stop"
+    quiet, heard, message = asyncio.run(scenario())
+    assert whole_path == [1, 1]  # the plain call with a handler and ainvoke took LangChain's whole path
+    assert len(recorder.started) == 1 and len(recorder.ended) == 1
+    assert quiet == heard and quiet["text"] == message.content and quiet["usage"] == message.usage_metadata
+    assert quiet["finish_reason"] == message.response_metadata["finish_reason"] == "stop"
+    assert quiet["model_name"] == message.response_metadata["model_name"]
 
 
 class OneAnswer(TypedDict):
     answer: NotRequired[str]
 
 
-def test_a_handler_given_to_a_graph_run_sees_the_model_calls_inside_it(server: StubServer) -> None:
-    """What Studio and tracers rely on: callbacks inherited from the graph's run reach each model call."""
+def test_a_handler_given_to_a_graph_run_sees_the_model_calls_inside_it(
+    server: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What Studio and tracers rely on: callbacks inherited from the graph's run reach each model call (and a graph
+    run nobody listens to makes no LangChain run for it)."""
     from langgraph.graph import START, StateGraph
 
     model = lean(server, max_tokens=32)
+    whole_path: list[int] = []
+    original = BaseChatModel.ainvoke
 
-    async def node(state: OneAnswer) -> dict[str, Any]:
-        return {"answer": str((await model.ainvoke("Inside a graph?")).content)}
+    async def spy(self: BaseChatModel, *args: Any, **kwargs: Any) -> Any:
+        whole_path.append(1)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BaseChatModel, "ainvoke", spy)
+
+    async def node(state: OneAnswer) -> dict[str, Any]:  # as Condor's engine calls a model: acomplete
+        return {"answer": (await model.acomplete([{"role": "user", "content": "Inside a graph?"}]))["text"]}
 
     builder = StateGraph(OneAnswer)
     builder.add_node("node", node)
@@ -293,7 +308,7 @@ def test_a_handler_given_to_a_graph_run_sees_the_model_calls_inside_it(server: S
         return heard
 
     assert asyncio.run(scenario())["answer"].startswith("An answer")
-    assert len(recorder.started) == 1 and len(recorder.ended) == 1
+    assert len(recorder.started) == 1 and len(recorder.ended) == 1 and whole_path == [1]
 
 
 def test_the_request_on_the_wire_and_4xx_errors() -> None:

@@ -138,6 +138,28 @@ def test_langgraph_dev_serves_and_runs_the_graph(langgraph_dev: str) -> None:
     assert all(s["status"] == "done" and len(s["rounds"]) == 2 for s in state["samples"])
 
 
+def test_studio_streams_every_model_call_of_a_run_as_a_message(langgraph_dev: str) -> None:
+    """Studio's messages view: with a streaming listener the engine's plain model calls take LangChain's whole path,
+    so each one reaches the stream with its node and its reply."""
+
+    async def scenario() -> list[tuple[str, str]]:
+        client = get_client(url=langgraph_dev)
+        thread = await client.threads.create()
+        seen: list[tuple[str, str]] = []
+        async for part in client.runs.stream(
+            thread["thread_id"], "condor", input=PINNED, context={"max_rounds": 1}, stream_mode="messages-tuple"
+        ):
+            if part.event == "messages":
+                message, metadata = part.data
+                seen.append((metadata["langgraph_node"], message["content"]))
+        return seen
+
+    seen = asyncio.run(scenario())
+    # a pinned question: one answer, its critique, one revision and the revision's critique
+    assert [node for node, _ in seen] == ["responder", "critic", "reviser", "critic"], seen
+    assert all(content.strip() for _, content in seen)
+
+
 def test_edit_the_answer_before_the_critic_then_fork_from_the_unedited_checkpoint(langgraph_dev: str) -> None:
     """The critic judges the edited answer; replaying the checkpoint before the edit takes the other path."""
 

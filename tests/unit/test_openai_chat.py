@@ -12,7 +12,6 @@ import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd, dumps
 from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 
 import agents.openai_chat as oc
 from agents.openai_chat import (
@@ -83,7 +82,7 @@ def test_a_tool_message_is_refused_rather_than_sent_wrong() -> None:
 def test_request_body_sends_max_tokens_and_merges_extra_body_then_call_kwargs() -> None:
     model = OpenAIChat(base_url="http://h/v1/", model="m", api_key=KEY, temperature=0.2, max_tokens=64, seed=3,
                        extra_body={"grammar": "root ::= \"x\"", "top_k": 5})  # fmt: skip
-    body = orjson.loads(model.request_body([HumanMessage("q")], stop=["\nUser:"], top_k=9, stream=True))
+    body = orjson.loads(model.request_body([{"role": "user", "content": "q"}], stop=["\nUser:"], top_k=9, stream=True))
     assert body == {
         "model": "m",
         "messages": [{"role": "user", "content": "q"}],
@@ -98,7 +97,9 @@ def test_request_body_sends_max_tokens_and_merges_extra_body_then_call_kwargs() 
 
 
 def test_unset_settings_are_left_to_the_server() -> None:
-    body = orjson.loads(OpenAIChat(base_url="http://h/v1", api_key=None).request_body([HumanMessage("q")]))
+    body = orjson.loads(
+        OpenAIChat(base_url="http://h/v1", api_key=None).request_body([{"role": "user", "content": "q"}])
+    )
     assert body == {"model": "default", "messages": [{"role": "user", "content": "q"}]}
 
 
@@ -208,17 +209,17 @@ def test_a_429_carries_the_servers_retry_after() -> None:
 def scripted(outcomes: list[Exception | None], calls: list[int]) -> Any:
     """Stand-ins for _post_once and _apost_once: raise the scripted errors in order, then answer."""
 
-    def post(*_: Any) -> ChatResult:
+    def post(*_: Any) -> dict[str, Any]:
         calls.append(1)
         outcome = outcomes[len(calls) - 1] if len(calls) <= len(outcomes) else None
         if outcome is not None:
             raise outcome
-        return ChatResult(generations=[ChatGeneration(message=AIMessage("ok"))])
+        return completion("ok")
 
-    def sync_method(self: OpenAIChat, *args: Any) -> ChatResult:
+    def sync_method(self: OpenAIChat, *args: Any) -> dict[str, Any]:
         return post(*args)
 
-    async def async_method(self: OpenAIChat, *args: Any) -> ChatResult:  # a coroutine function, as tenacity expects
+    async def async_method(self: OpenAIChat, *args: Any) -> dict[str, Any]:  # a coroutine, as tenacity expects
         return post(*args)
 
     return sync_method, async_method
@@ -236,7 +237,14 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float | None]]:
     return recorded
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+def call(model: OpenAIChat, mode: str) -> str:
+    """The reply's text by one of the three ways in: invoke, ainvoke, or acomplete (plain data, what Condor uses)."""
+    if mode == "plain":
+        return asyncio.run(model.acomplete([{"role": "user", "content": "q"}]))["text"]
+    return str((model.invoke("q") if mode == "sync" else asyncio.run(model.ainvoke("q"))).content)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "plain"])
 def test_retryable_errors_are_retried_with_increasing_attempt_numbers(
     monkeypatch: pytest.MonkeyPatch, waits: list[tuple[int, float | None]], mode: str
 ) -> None:
@@ -246,12 +254,11 @@ def test_retryable_errors_are_retried_with_increasing_attempt_numbers(
     monkeypatch.setattr(OpenAIChat, "_post_once", post)
     monkeypatch.setattr(OpenAIChat, "_apost_once", apost)
     model = OpenAIChat(base_url="http://h/v1", max_retries=3, api_key=None)
-    reply = model.invoke("q") if mode == "sync" else asyncio.run(model.ainvoke("q"))
-    assert reply.content == "ok" and len(calls) == 4
+    assert call(model, mode) == "ok" and len(calls) == 4
     assert waits == [(1, 0.2), (2, None), (3, None)]
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", "async", "plain"])
 def test_after_the_last_retry_the_last_error_says_how_many_attempts(
     monkeypatch: pytest.MonkeyPatch, waits: list[tuple[int, float | None]], mode: str
 ) -> None:
@@ -261,7 +268,7 @@ def test_after_the_last_retry_the_last_error_says_how_many_attempts(
     monkeypatch.setattr(OpenAIChat, "_apost_once", apost)
     model = OpenAIChat(base_url="http://h/v1", max_retries=2, api_key=None)
     with pytest.raises(ServerError) as caught:
-        model.invoke("q") if mode == "sync" else asyncio.run(model.ainvoke("q"))
+        call(model, mode)
     assert len(calls) == 3 and str(caught.value) == "HTTP 500 #2 (after 3 attempts)"
 
 
@@ -274,7 +281,7 @@ def test_non_retryable_errors_raise_at_once(
     _, apost = scripted([error], calls)
     monkeypatch.setattr(OpenAIChat, "_apost_once", apost)
     with pytest.raises(type(error)):
-        asyncio.run(OpenAIChat(base_url="http://h/v1", max_retries=5, api_key=None).ainvoke("q"))
+        call(OpenAIChat(base_url="http://h/v1", max_retries=5, api_key=None), "plain")
     assert len(calls) == 1 and waits == []
 
 
@@ -304,7 +311,7 @@ def test_the_key_is_in_no_printed_or_serialized_form() -> None:
         model._identifying_params,
         model._get_invocation_params(stop=None),
         model._get_ls_params(),
-        model.request_body([HumanMessage("q")]),
+        model.request_body([{"role": "user", "content": "q"}]),
     ]
     for form in forms:
         assert KEY not in str(form)
@@ -335,3 +342,50 @@ def test_callbacks_see_parameters_without_the_key(monkeypatch: pytest.MonkeyPatc
     model = OpenAIChat(base_url="http://h/v1", model="m", api_key=KEY)
     asyncio.run(model.ainvoke("q", config={"callbacks": [Spy()]}))
     assert seen and "'model_name': 'm'" in seen[0] and all(KEY not in s for s in seen)
+
+
+# ------------------------------------------------------------------------------------------------ plain data
+
+
+class Heard(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.starts = 0
+
+    def on_chat_model_start(self, *_: Any, **__: Any) -> None:
+        self.starts += 1
+
+
+def test_acomplete_makes_no_langchain_run_unless_a_handler_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain path and BaseChatModel's whole path give the same data; a handler on the call or on the model
+    (LangChain merges both into the run) takes the whole path, so it sees the call."""
+    _, apost = scripted([], [])
+    monkeypatch.setattr(OpenAIChat, "_apost_once", apost)
+    whole_path: list[int] = []
+    original = oc.BaseChatModel.ainvoke
+
+    async def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        whole_path.append(1)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(oc.BaseChatModel, "ainvoke", spy)
+    on_call, on_model = Heard(), Heard()
+    quiet = OpenAIChat(base_url="http://h/v1", model="m", api_key=None)
+    heard_model = OpenAIChat(base_url="http://h/v1", model="m", api_key=None, callbacks=[on_model])
+    messages = [{"role": "user", "content": "q"}]
+
+    async def scenario() -> list[Any]:
+        return [
+            await quiet.acomplete(messages),
+            await quiet.acomplete(messages, {"callbacks": [on_call]}),
+            await heard_model.acomplete(messages),
+        ]
+
+    plain, through_call, through_model = asyncio.run(scenario())
+    assert whole_path == [1, 1] and on_call.starts == 1 and on_model.starts == 1
+    assert plain == through_call == through_model
+    assert plain == {
+        "text": "ok",
+        "usage": {"input_tokens": 11, "output_tokens": 7, "total_tokens": 18},
+        "finish_reason": "stop",
+        "model_name": "served-model",
+    }
