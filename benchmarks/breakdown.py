@@ -1,27 +1,25 @@
 """Where a sample's CPU goes: the model client stack alone, and the engine with the client taken out.
 
 Run by benchmarks.bench in fresh processes, so imports and caches do not leak between figures:
-  python -m benchmarks.breakdown client BASE_URL REQUESTS CONCURRENCY  -> CPU seconds of REQUESTS ChatOpenAI calls
+  python -m benchmarks.breakdown client BASE_URL REQUESTS CONCURRENCY  -> CPU seconds of REQUESTS served-model calls
   python -m benchmarks.breakdown engine OUT SAMPLES                   -> CPU seconds of run_job with instant replies
   python -m benchmarks.breakdown engine-chat OUT SAMPLES              -> the same, the instant model an OpenAIChat
-                                                                         (what LangChain's layer costs under a graph)
+                                                                         (what the client costs around the request)
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import inspect
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+import orjson
 
 import agents.models
-from agents.models import close_pool, pool
+from agents.models import Completion, close_pool, pool
 from agents.openai_chat import OpenAIChat
 from benchmarks.openai_stub import reply_for
 from condor_state.context import Context
@@ -33,13 +31,13 @@ async def client(base_url: str, requests: int, concurrency: int) -> float:
     """The factory's critic model from the event loop's pool (its HTTP connections, retries) sending a critic
     prompt, as the engine would."""
     context = Context(base_url=base_url, concurrency=concurrency)
-    model = await pool().for_role(context, "critic")
+    model = cast(OpenAIChat, await pool().for_role(context, "critic"))
     messages = build_messages("What limits the speed of sound in air?", "Temperature, mostly. " * 40, "en")
     gate = asyncio.Semaphore(concurrency)
 
     async def one() -> None:
         async with gate:
-            await model.ainvoke(messages)
+            await model.acomplete(messages)
 
     await asyncio.gather(*(one() for _ in range(concurrency)))  # connections open, lazy imports done
     started = time.process_time()
@@ -52,28 +50,26 @@ async def client(base_url: str, requests: int, concurrency: int) -> float:
 class InstantModel:
     """Replies at once, in process, with what the stub server would send: no client stack at all."""
 
-    async def ainvoke(self, conversation: list[dict[str, str]]) -> AIMessage:
-        return AIMessage(
-            content=reply_for(conversation),
-            response_metadata={"finish_reason": "stop"},
-            usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15},
-        )
+    async def acomplete(self, conversation: list[dict[str, str]]) -> Completion:
+        return {
+            "text": reply_for(conversation),
+            "usage": {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15},
+            "finish_reason": "stop",
+            "model_name": "instant",
+        }
 
 
 class InstantChat(OpenAIChat):
-    """OpenAIChat with its HTTP request replaced by InstantModel's reply: what a served call costs in LangChain's
-    layer and Condor's client around the request (callbacks and run tree when anyone listens, messages, usage)."""
+    """OpenAIChat with its HTTP exchange replaced by the stub's decoded reply: what a served call costs in Condor's
+    client around the request (the body, reading the completion; LangChain's run when anyone listens)."""
 
-    async def _agenerate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **_: Any
-    ) -> ChatResult:
-        roles = {"human": "user", "ai": "assistant"}
-        conversation = [{"role": roles.get(m.type, m.type), "content": str(m.content)} for m in messages]
-        reply = await InstantModel().ainvoke(conversation)
-        return ChatResult(generations=[ChatGeneration(message=reply)])
-
-
-InstantChat._agenerate.__signature__ = inspect.signature(InstantChat._agenerate)  # type: ignore[attr-defined]
+    async def _apost(self, data: bytes) -> dict[str, Any]:
+        reply = reply_for(orjson.loads(data)["messages"])
+        return {
+            "model": "instant",
+            "choices": [{"message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
 
 
 async def bare(base_url: str, requests: int, concurrency: int) -> float:

@@ -27,6 +27,7 @@ from prompts.critique import build_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 STUB_MODULE = "benchmarks.openai_stub"
+LEAN = "b. OpenAIChat.acomplete (the engine's call)"
 # the engine's served-model settings (condor_state.context defaults: temperature 0.7, seed 0, timeout 300, 6 retries)
 SETTINGS: dict[str, Any] = {"model": "stub", "temperature": 0.7, "max_tokens": 1024, "seed": 0}
 MESSAGES = build_messages("What limits the speed of sound in air?", "Temperature, mostly. " * 40, "en")
@@ -89,7 +90,7 @@ async def clients(base_url: str, session: aiohttp.ClientSession) -> tuple[dict[s
     )
     calls: dict[str, Call] = {
         "a. bare aiohttp (post JSON, read body)": bare,
-        "b. OpenAIChat.ainvoke": lambda: lean.ainvoke(MESSAGES),
+        LEAN: lambda: lean.acomplete(MESSAGES),
         "c. ChatOpenAI.ainvoke (openai SDK, aiohttp)": lambda: sdk.ainvoke(MESSAGES),
     }
     return calls, [lean_session, http]
@@ -99,11 +100,11 @@ async def measure(base_url: str, requests: int, concurrency: int, rounds: int, p
     async with aiohttp.ClientSession() as session:
         calls, closers = await clients(base_url, session)
         try:
-            reply = await calls["b. OpenAIChat.ainvoke"]()
+            reply = await calls[LEAN]()
             check = await calls["c. ChatOpenAI.ainvoke (openai SDK, aiohttp)"]()
             assert (
-                reply.content == check.content
-                and reply.usage_metadata["total_tokens"] == check.usage_metadata["total_tokens"]
+                reply["text"] == check.content
+                and reply["usage"]["total_tokens"] == check.usage_metadata["total_tokens"]
             ), "OpenAIChat and ChatOpenAI disagree on the same reply"
             for call in calls.values():  # warm-up: connections open, lazy imports and caches filled
                 await batch(call, max(200, concurrency * 8), concurrency)
@@ -121,21 +122,21 @@ async def measure(base_url: str, requests: int, concurrency: int, rounds: int, p
             print(f"{'client':<46} {'ms/request':>10} {'x bare':>7}")
             for name, seconds in spent.items():
                 print(f"{name:<46} {seconds / done * 1000:>10.3f} {seconds / done / base:>7.1f}")
-            lean_ratio = spent["b. OpenAIChat.ainvoke"] / done / base
+            lean_ratio = spent[LEAN] / done / base
             verdict = "met" if lean_ratio <= 6 else "NOT met"
             print(f"goal: OpenAIChat <= 6 x bare aiohttp: {verdict} ({lean_ratio:.1f} x)", flush=True)
 
             profiler = cProfile.Profile(time.process_time)  # CPU time: waiting on the socket is not counted
             profiler.enable()
-            await batch(calls["b. OpenAIChat.ainvoke"], profile_requests, concurrency)
+            await batch(calls[LEAN], profile_requests, concurrency)
             profiler.disable()
             out = io.StringIO()
             stats = pstats.Stats(profiler, stream=out).strip_dirs()
             stats.sort_stats("cumulative").print_stats(15)
             stats.sort_stats("tottime").print_stats(10)
             cumulative, own = (part.split("\n\n", 1)[-1].rstrip() for part in out.getvalue().split("\n\n\n")[:2])
-            print(f"\n# cProfile (CPU clock) of OpenAIChat.ainvoke, {profile_requests} requests; a coroutine counts a "
-                  "call per resumption")  # fmt: skip
+            print(f"\n# cProfile (CPU clock) of OpenAIChat.acomplete, {profile_requests} requests; a coroutine counts "
+                  "a call per resumption")  # fmt: skip
             print(f"## top 15 by cumulative time\n{cumulative}\n## top 10 by own time\n{own}")
         finally:
             for closer in closers:
