@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypedDict, TypeVar, cast
+
+import orjson
 
 from agents.models import ModelUnavailable, completion_of, pool
 from condor_state.context import Context
@@ -137,12 +138,12 @@ async def _reply(context: Context, role: str, conversation: list[dict[str, str]]
     # another conversation ever being given back
     key += "/" + hashlib.blake2b(conversation[-1]["content"].encode(), digest_size=12).hexdigest()
     if (kept := replies.recorded.pop(key, None)) is not None:
-        return cast(Reply, json.loads(kept))
+        return cast(Reply, orjson.loads(kept))
     if not replies.asks:
         raise ReplyNotKept(key)
     reply = await _request(context, role, conversation)
     if "unavailable" not in reply:  # a model that cannot be reached or loaded may be fixed before the resume
-        await replies.log.arecord_reply(replies.thread_id, key, json.dumps(reply))
+        await replies.log.arecord_reply(replies.thread_id, key, orjson.dumps(reply).decode())
         await asyncio.sleep(0)  # a commit queued on the loop by the write runs before this task's next request
     return reply
 

@@ -46,6 +46,8 @@ class RunCheckpoints(SqliteSaver):
             saver = cls(conn)
             saver.setup()  # journal_mode=WAL and the tables
             conn.execute("PRAGMA synchronous=NORMAL")
+            # a run checkpoints no step: only a file an earlier version wrote holds checkpoints to delete
+            saver.holds_checkpoints = conn.execute("SELECT 1 FROM checkpoints LIMIT 1").fetchone() is not None
             try:
                 yield saver
             finally:
@@ -53,6 +55,7 @@ class RunCheckpoints(SqliteSaver):
 
     _commit_queued = False
     _commit_error: sqlite3.Error | None = None
+    holds_checkpoints = True  # False once opened on a file without step checkpoints: deleting a thread skips them
 
     @contextlib.contextmanager
     def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
@@ -115,7 +118,8 @@ class RunCheckpoints(SqliteSaver):
         """The thread's checkpoints and replies; the replies first, so none outlives its thread."""
         with self.cursor() as cur:
             cur.execute("DELETE FROM checkpoint_replies WHERE thread_id = ?", (thread_id,))
-        super().delete_thread(thread_id)
+        if self.holds_checkpoints:
+            super().delete_thread(thread_id)
 
     def thread_ids(self) -> set[str]:
         """Threads with a log or (begun before the log) checkpoints."""
@@ -147,6 +151,7 @@ class RunCheckpoints(SqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        self.holds_checkpoints = True
         return self.put(config, checkpoint, metadata, new_versions)
 
     async def aput_writes(
