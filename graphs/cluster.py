@@ -39,7 +39,7 @@ from condor_state.rundir import (
 )
 from condor_state.state import add_cost
 from graphs.progress import Reporter, RunSummary
-from graphs.runner import RunError, calls_for, run_calls, run_row
+from graphs.runner import RunError, calls_for, run_calls, run_loop, run_row
 
 CHUNKS_PER_SLOT = 4  # chunks per task slot, when the run is large enough: a lost node's share is soon run elsewhere
 TASK_RETRIES = 5  # Ray runs a chunk again this often when its worker or node dies
@@ -308,7 +308,7 @@ def run_chunk(
     """A Ray task: the engine over one chunk of calls, on this worker's own event loop."""
     os.environ.update(secrets)  # this job's worker process only: the model client and libpq read them here
     chunk = [(int(i), int(keep)) for i, keep in calls]
-    return asyncio.run(_run_chunk(url, Context(**settings), chunk, samples, budget))
+    return run_loop(_run_chunk(url, Context(**settings), chunk, samples, budget))
 
 
 async def _run_chunk(

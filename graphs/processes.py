@@ -26,7 +26,7 @@ from condor_state.rundir import CHECKPOINTS, run_settings
 from condor_state.state import add_cost
 from graphs.checkpoints import RunCheckpoints
 from graphs.progress import Reporter, RunSummary
-from graphs.runner import Shard, run_job, run_row, two_stage_stop
+from graphs.runner import Shard, run_job, run_loop, run_row, two_stage_stop
 
 REQUESTS_PER_PROCESS = 16  # the auto rule: one process per this many request slots, at most one per core
 
@@ -136,7 +136,7 @@ def _worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; a terminal's Ctrl-C reaches every process
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        summary = asyncio.run(_run_shard(out, samples, context, shard, events, stop, now, parent))
+        summary = run_loop(_run_shard(out, samples, context, shard, events, stop, now, parent))
         events.put(("final", shard.index, asdict(summary), 0))
     except asyncio.CancelledError:
         pass  # stopped at once; the calls continue from their last checkpoint next time

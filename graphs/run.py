@@ -22,7 +22,7 @@ try:
     from graphs.options import OneLineParser, add_context_flags, context_from, fail
     from graphs.processes import auto_processes, can_fork, run_in_processes
     from graphs.progress import RunSummary, reporter
-    from graphs.runner import RunError, prepare, run_job, two_stage_stop
+    from graphs.runner import RunError, prepare, run_job, run_loop, two_stage_stop
 finally:
     if _collecting:
         gc.enable()
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         if processes > 1:
             summary = run_in_processes(Path(args.out), args.samples, context, processes, reporter())
         else:
-            summary = asyncio.run(run_until_stopped(Path(args.out), args.samples, context))
+            summary = run_loop(run_until_stopped(Path(args.out), args.samples, context))
     except RunError as exc:
         fail(PROG, str(exc))
     except (KeyboardInterrupt, asyncio.CancelledError):
