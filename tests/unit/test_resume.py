@@ -20,7 +20,7 @@ from condor_state.context import Context
 from condor_state.dataset import Dataset
 from graphs.checkpoints import RunCheckpoints
 from graphs.graph import builder
-from graphs.runner import RunError, finish_thread, run_job
+from graphs.runner import RunError, finish_thread, run_job, run_loop
 from tests.unit.conftest import SERVED, run_until, use_fake_model
 from tests.unit.fake_chat import FakeChatModel
 
@@ -70,6 +70,22 @@ def test_a_thread_that_finished_before_a_crash_gives_its_values_without_a_model_
 def test_a_thread_with_nothing_saved_starts_afresh() -> None:
     graph = builder.compile(checkpointer=InMemorySaver())
     assert asyncio.run(finish_thread(graph, {"configurable": {"thread_id": "never"}}, SERVED)) is None
+
+
+def test_a_run_on_the_engines_loop_stores_every_sample_and_that_loop_is_uvloop(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import uvloop
+
+    use_fake_model(monkeypatch)
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def job() -> Any:
+        loops.append(asyncio.get_running_loop())
+        return await run_job(tmp_path, 3, SERVED)
+
+    summary = run_loop(job())
+    assert isinstance(loops[0], uvloop.Loop) and summary.done == 3 and len(rows(tmp_path)) == 3
 
 
 def rows(out: Path) -> list[dict[str, Any]]:
