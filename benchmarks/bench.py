@@ -128,33 +128,44 @@ def server_ceiling(concurrency: int, requests: int) -> float:
     return stats["requests"] * LATENCY / concurrency / (stats["last_response_at"] - stats["first_request_at"])
 
 
-def cpu_per_sample(work: Path, small: int, large: int) -> dict[str, float]:
-    """CPU per sample against an instant server (start-up cost cancels in the difference), and its two parts."""
-    stub = Stub(0.0)
-    try:
-        a = run(stub, work / "cpu-small", small, 16)
-        before = stub.get("/stats")["requests"]
-        b = run(stub, work / "cpu-large", large, 16)
-        per_sample = (stub.get("/stats")["requests"] - before) / large
-        client = breakdown("client", stub.url + "/v1", "2000", "16") / 2000
-        bare = breakdown("bare", stub.url + "/v1", "2000", "16") / 2000
-    finally:
-        stub.close()
-    engine, chat = (
-        (
-            breakdown(mode, str(work / f"{mode}-large"), str(large))
-            - breakdown(mode, str(work / f"{mode}-small"), str(small))
+def cpu_per_sample(work: Path, small: int, large: int, rounds: int = 3) -> dict[str, Any]:
+    """CPU per sample against an instant server (start-up cost cancels in the difference), and its parts: the
+    median of `rounds` rounds, each measuring every figure within the same minute (the bare client included), so
+    a drift in the machine's speed moves a round's figures together rather than the comparison between them."""
+    measured: dict[str, list[float]] = {}
+    for round_ in range(rounds):
+        stub = Stub(0.0)
+        try:
+            a = run(stub, work / f"cpu-small-{round_}", small, 16)
+            before = stub.get("/stats")["requests"]
+            b = run(stub, work / f"cpu-large-{round_}", large, 16)
+            per_sample = (stub.get("/stats")["requests"] - before) / large
+            client = breakdown("client", stub.url + "/v1", "2000", "16") / 2000
+            bare = breakdown("bare", stub.url + "/v1", "2000", "16") / 2000
+        finally:
+            stub.close()
+        engine, chat = (
+            (
+                breakdown(mode, str(work / f"{mode}-large-{round_}"), str(large))
+                - breakdown(mode, str(work / f"{mode}-small-{round_}"), str(small))
+            )
+            / (large - small)
+            for mode in ("engine", "engine-chat")
         )
-        / (large - small)
-        for mode in ("engine", "engine-chat")
-    )
-    return {
-        "total": (b["cpu"] - a["cpu"]) / (large - small),
-        "requests_per_sample": per_sample,
-        "client_per_request": client,
-        "bare_per_request": bare,
-        "engine": engine,
-        "client_layer": chat - engine,
+        total = (b["cpu"] - a["cpu"]) / (large - small)
+        figures = {
+            "total": total,
+            "requests_per_sample": per_sample,
+            "client_per_request": client,
+            "bare_per_request": bare,
+            "request_ratio": total / per_sample / bare,  # per request against the bare client of the same round
+            "engine": engine,
+            "client_layer": chat - engine,
+        }
+        for name, value in figures.items():
+            measured.setdefault(name, []).append(value)
+    return {name: statistics.median(values) for name, values in measured.items()} | {
+        "total_range": (min(measured["total"]), max(measured["total"])),
     }
 
 
@@ -245,16 +256,19 @@ def main() -> None:
             f"  the stub with a bare aiohttp client at 32, starts staggered (the ceiling): {ceiling:.3f}",
             flush=True,
         )
-        cpu = cpu_per_sample(work, 30, max(60, int(600 * scale)))
+        cpu = cpu_per_sample(work, 30, max(60, int(600 * scale)), rounds=1 if args.quick else 3)
         client = cpu["client_per_request"] * cpu["requests_per_sample"]
         per_request = cpu["total"] / cpu["requests_per_sample"]
         bare = cpu["bare_per_request"]
+        low, high = cpu["total_range"]
         print(
             "\n## CPU, instant server (targets: per request <= 6 x a bare aiohttp client's; per sample <= DataFlow's)"
+            "\n(medians of rounds that each measure every figure within a minute, the bare client included)"
         )
-        print(f"  per sample: {cpu['total'] * 1000:.1f} ms ({cpu['requests_per_sample']:.2f} requests per sample)")
-        print(f"  per request: {per_request * 1000:.2f} ms = {per_request / bare:.1f} x a bare aiohttp client's "
-              f"{bare * 1000:.2f} ms, same stub, same prompt", flush=True)  # fmt: skip
+        print(f"  per sample: {cpu['total'] * 1000:.1f} ms (rounds {low * 1000:.1f}-{high * 1000:.1f} ms; "
+              f"{cpu['requests_per_sample']:.2f} requests per sample)")  # fmt: skip
+        print(f"  per request: {per_request * 1000:.2f} ms = {cpu['request_ratio']:.1f} x a bare aiohttp client's "
+              f"{bare * 1000:.2f} ms in the same round, same stub, same prompt", flush=True)  # fmt: skip
         print(
             f"  model client alone (the factory's served model): {cpu['client_per_request'] * 1000:.2f} ms per "
             f"request ({cpu['client_per_request'] / bare:.1f} x bare) x {cpu['requests_per_sample']:.2f} = "

@@ -23,7 +23,7 @@ from agents.models import Completion, close_pool, pool
 from agents.openai_chat import OpenAIChat
 from benchmarks.openai_stub import reply_for
 from condor_state.context import Context
-from graphs.runner import run_job
+from graphs.runner import run_job, run_loop
 from prompts.critique import build_messages
 
 
@@ -107,12 +107,12 @@ async def engine(out: Path, samples: int, chat: bool = False) -> float:
 def main() -> None:
     gc.freeze()  # as graphs.run does after its imports
     what, *args = sys.argv[1:]
-    if what == "client":
-        seconds = asyncio.run(client(args[0], int(args[1]), int(args[2])))
-    elif what == "bare":
+    if what == "client":  # on the engine's loop, as a run calls its model
+        seconds = run_loop(client(args[0], int(args[1]), int(args[2])))
+    elif what == "bare":  # a bare client as commonly written: asyncio's own loop
         seconds = asyncio.run(bare(args[0], int(args[1]), int(args[2])))
     else:
-        seconds = asyncio.run(engine(Path(args[0]), int(args[1]), chat=what == "engine-chat"))
+        seconds = run_loop(engine(Path(args[0]), int(args[1]), chat=what == "engine-chat"))
     print(f"{seconds:.4f}")
 
 
