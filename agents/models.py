@@ -62,8 +62,8 @@ class ModelUnavailable(RuntimeError):
 
 def chat_model(context: Context, role: str, shared: ModelPool | None = None) -> Runnable[Any, BaseMessage]:
     """A new chat model for the role: the embedded llama.cpp weights bound to the role's settings (and grammar);
-    for a server, the lean OpenAIChat (a fifth of ChatOpenAI's CPU per request) or ChatOpenAI (--client openai),
-    on the pool's connections when a pool is given (one per event loop)."""
+    for a server, the lean OpenAIChat (as little CPU per request as a bare aiohttp client) or ChatOpenAI
+    (--client openai), on the pool's connections when a pool is given (one per event loop)."""
     grammar = GRAMMARS.get(role) if context.uses_grammar else None
     if context.embedded:
         kwargs: dict[str, Any] = {
