@@ -17,6 +17,7 @@ THINK_TAG = re.compile(r"<(/?)think(?:ing)?>", re.IGNORECASE)
 # What a model writes when it echoes the format instead of filling it in: "", "...", "…", "1. ...".
 PLACEHOLDER = re.compile(r"\s*(?:(?:\d{1,2}\s*[.)、]\s*)?(?:\.{2,}|。{2,}|…+)|[.。]?)\s*")
 EMPHASIS = (r"\*\*", "__")
+BRACKET = re.compile(r"[\[【]")  # where every marker's bracket is; its emphasis, if any, is the two characters before
 
 
 class ParseError(ValueError):
@@ -53,19 +54,33 @@ def any_of(*patterns: re.Pattern[str]) -> re.Pattern[str]:
 
 
 def blocks(text: str, start: re.Pattern[str], end: re.Pattern[str], stop: re.Pattern[str] | None = None) -> list[str]:
-    """Every block's content in reply order, verbatim but stripped.
+    """Every block's content in reply order, verbatim but stripped; the patterns are made by `marker` or `any_of`.
 
     A block runs from a start marker to its end marker; when the end marker is missing, to the next `stop` (by
     default the next start marker) or the end of the text.
     """
     stop = stop or start
     found: list[str] = []
-    for opened in start.finditer(text):
-        limit = stop.search(text, opened.end())
+    at = 0
+    while opened := find(start, text, at):
+        limit = find(stop, text, opened.end())
         limit_at = limit.start() if limit else len(text)
-        closed = end.search(text, opened.end(), limit_at)
+        closed = find(end, text, opened.end(), limit_at)
         found.append(text[opened.end() : closed.start() if closed else limit_at].strip())
+        at = opened.end()
     return found
+
+
+def find(pattern: re.Pattern[str], text: str, pos: int = 0, endpos: int | None = None) -> re.Match[str] | None:
+    """`pattern.search(text, pos, endpos)` for a marker pattern, tried only where a marker can begin: at a bracket,
+    or at the emphasis two characters before one. Brackets are rare in a reply, so this skips the case-insensitive
+    alternation at every other position (several times faster on a long reply)."""
+    endpos = len(text) if endpos is None else endpos
+    for bracket in BRACKET.finditer(text, pos, endpos):
+        for begin in (bracket.start() - 2, bracket.start()):
+            if begin >= pos and (found := pattern.match(text, begin, endpos)):
+                return found
+    return None
 
 
 def section(text: str, start: re.Pattern[str], end: re.Pattern[str], stop: re.Pattern[str] | None = None) -> str | None:
