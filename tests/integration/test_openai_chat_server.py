@@ -241,18 +241,24 @@ def test_callbacks_and_astream_events_see_every_call(server: StubServer) -> None
     assert "on_chat_model_start" in kinds and "on_chat_model_end" in kinds
 
 
-def test_a_plain_call_nobody_listens_to_skips_the_run_bookkeeping_and_gives_what_ainvoke_gives(
-    server: StubServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    model = lean(server, max_tokens=32)
-    whole_path: list[int] = []
+@pytest.fixture
+def whole_path(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per call that took BaseChatModel.ainvoke, LangChain's whole path with its run bookkeeping."""
+    calls: list[int] = []
     original = BaseChatModel.ainvoke
 
     async def spy(self: BaseChatModel, *args: Any, **kwargs: Any) -> Any:
-        whole_path.append(1)
+        calls.append(1)
         return await original(self, *args, **kwargs)
 
     monkeypatch.setattr(BaseChatModel, "ainvoke", spy)
+    return calls
+
+
+def test_a_plain_call_nobody_listens_to_skips_the_run_bookkeeping_and_gives_what_ainvoke_gives(
+    server: StubServer, whole_path: list[int]
+) -> None:
+    model = lean(server, max_tokens=32)
     recorder = Recorder()
 
     async def scenario() -> tuple[Any, Any, AIMessage]:
@@ -275,21 +281,13 @@ class OneAnswer(TypedDict):
 
 
 def test_a_handler_given_to_a_graph_run_sees_the_model_calls_inside_it(
-    server: StubServer, monkeypatch: pytest.MonkeyPatch
+    server: StubServer, whole_path: list[int]
 ) -> None:
     """What Studio and tracers rely on: callbacks inherited from the graph's run reach each model call (and a graph
     run nobody listens to makes no LangChain run for it)."""
     from langgraph.graph import START, StateGraph
 
     model = lean(server, max_tokens=32)
-    whole_path: list[int] = []
-    original = BaseChatModel.ainvoke
-
-    async def spy(self: BaseChatModel, *args: Any, **kwargs: Any) -> Any:
-        whole_path.append(1)
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(BaseChatModel, "ainvoke", spy)
 
     async def node(state: OneAnswer) -> dict[str, Any]:  # as Condor's engine calls a model: acomplete
         return {"answer": (await model.acomplete([{"role": "user", "content": "Inside a graph?"}]))["text"]}
