@@ -418,6 +418,8 @@ class OpenAIChat(BaseChatModel):
         """Whether anything would see this call's run: a handler (the call's or the model's), a tracer or
         configure hook, a cache, a rate limiter."""
         callbacks = config.get("callbacks")
+        # A manager here was made by LangChain's configure (a graph's run): a tracer it wanted is among its handlers.
+        configured = isinstance(callbacks, BaseCallbackManager)
         if isinstance(callbacks, BaseCallbackManager):
             if callbacks.handlers or callbacks.inheritable_handlers:
                 return True
@@ -425,7 +427,9 @@ class OpenAIChat(BaseChatModel):
             return True
         if self.callbacks or self.cache not in (None, False) or self.rate_limiter is not None:
             return True
-        if get_llm_cache() is not None or self.output_version not in (None, "v0") or _tracing_v2_is_enabled():
+        if get_llm_cache() is not None or self.output_version not in (None, "v0"):
+            return True
+        if not configured and _tracing_v2_is_enabled():
             return True
         return any(var.get() is not None or (env and env_var_is_set(env)) for var, _, _, env in _configure_hooks)
 

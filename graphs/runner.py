@@ -160,6 +160,13 @@ def _checkpointed(checkpoints: Path) -> bool:
         raise RunError(f"{checkpoints} is not a readable checkpoint database ({exc})") from None
 
 
+async def final_state(
+    graph: CompiledStateGraph[Any, Any, Any, Any], start: Any, config: Any, context: Context
+) -> BatchState:
+    """The thread's last state; "v2" streams only the values, not also every step's updates (as "v1" does)."""
+    return cast(BatchState, (await graph.ainvoke(start, config, context=context, version="v2")).value)
+
+
 async def finish_thread(
     graph: CompiledStateGraph[Any, Any, Any, Any], config: Any, context: Context
 ) -> BatchState | None:
@@ -306,7 +313,7 @@ async def run_calls(
         if resumed:
             kept_input = replies.recorded.pop(INPUT_KEY, None)
             final = (  # re-run on the kept replies; a thread checkpointed by an earlier version continues from it
-                cast(BatchState, await graph.ainvoke(json.loads(kept_input), config, context=context))
+                await final_state(graph, json.loads(kept_input), config, context)
                 if kept_input is not None
                 else await finish_thread(checkpointed, config, context)
             )
@@ -321,7 +328,7 @@ async def run_calls(
         if levels:
             start |= {"questions": dataset.questions_of(call_index), "stored_levels": levels}
         await saver.arecord_reply(tid, INPUT_KEY, json.dumps(start, ensure_ascii=False))  # the log's first entry
-        store(cast(BatchState, await graph.ainvoke(start, config, context=context)), keep)
+        store(await final_state(graph, start, config, context), keep)
         await saver.adelete_thread(tid)
 
     async def claimed(call_index: int, keep: int) -> None:

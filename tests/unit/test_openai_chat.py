@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-from typing import Any
+from typing import Any, TypedDict
 
+import langsmith
 import orjson
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd, dumps
 from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.tracers.context import tracing_v2_callback_var
+from langchain_core.tracers.langchain import LangChainTracer
+from langgraph.graph import START, StateGraph
 
 import agents.openai_chat as oc
 from agents.openai_chat import (
@@ -389,3 +393,62 @@ def test_acomplete_makes_no_langchain_run_unless_a_handler_listens(monkeypatch: 
         "finish_reason": "stop",
         "model_name": "served-model",
     }
+
+
+class RecordingTracer(LangChainTracer):
+    """LangSmith's tracer, keeping the names of its model runs here (copies share the list) instead of posting."""
+
+    def __init__(self, chat_runs: list[str] | None = None, **kwargs: Any) -> None:
+        client = langsmith.Client(api_url="http://127.0.0.1:9", api_key="unused", info={}, auto_batch_tracing=False)
+        super().__init__(**{"client": client, **kwargs})
+        self.chat_runs = [] if chat_runs is None else chat_runs
+
+    def copy_with_metadata_defaults(self, *args: Any, **kwargs: Any) -> LangChainTracer:
+        copied = super().copy_with_metadata_defaults(*args, **kwargs)
+        if isinstance(copied, RecordingTracer):
+            copied.chat_runs = self.chat_runs
+        return copied
+
+    def _persist_run_single(self, run: Any) -> None:
+        if run.run_type == "llm":
+            self.chat_runs.append(run.name)
+
+    def _update_run_single(self, run: Any) -> None:  # type: ignore[override]
+        pass
+
+
+def test_a_tracer_switched_on_sees_the_model_call_in_a_graph_run_and_in_a_bare_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside a graph LangChain's configure put the tracer among the run's handlers, so the plain path sees it
+    there; a bare call with no manager asks whether tracing is on."""
+    _, apost = scripted([], [])
+    monkeypatch.setattr(OpenAIChat, "_apost_once", apost)
+    model = OpenAIChat(base_url="http://h/v1", model="m", api_key=None)
+    messages = [{"role": "user", "content": "q"}]
+
+    class Text(TypedDict):
+        text: str
+
+    async def node(state: Text) -> Text:
+        return {"text": (await model.acomplete(messages))["text"]}
+
+    builder = StateGraph(Text)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    graph = builder.compile()
+    tracer = RecordingTracer()
+
+    async def scenario() -> None:
+        assert (await graph.ainvoke({"text": ""}))["text"] == "ok"
+        assert tracer.chat_runs == []  # nobody listening: no run
+        token = tracing_v2_callback_var.set(tracer)
+        try:
+            assert (await graph.ainvoke({"text": ""}))["text"] == "ok"
+            assert tracer.chat_runs == ["OpenAIChat"]
+            assert (await model.acomplete(messages))["text"] == "ok"
+            assert tracer.chat_runs == ["OpenAIChat", "OpenAIChat"]
+        finally:
+            tracing_v2_callback_var.reset(token)
+
+    asyncio.run(scenario())
