@@ -6,7 +6,16 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from prompts.markers import CHARS_PER_TOKEN, ParseError, any_of, blocks, last_filled, marker, without_reasoning
+from prompts.markers import (
+    CHARS_PER_TOKEN,
+    MarkerSet,
+    ParseError,
+    any_of,
+    blocks,
+    last_filled,
+    marker,
+    without_reasoning,
+)
 
 INSTRUCTIONS = {
     "en": """You are a demanding reviewer of AI assistant answers.
@@ -97,6 +106,7 @@ SUGGESTION = (marker("Suggestion", "Start"), marker("Suggestion", "End"))
 SCORE = (marker("Score", "Start"), marker("Score", "End"))
 # A section without its end marker stops at the next section's full start marker, never at a bracket word.
 ANY_START = any_of(STRENGTH[0], WEAKNESS[0], SUGGESTION[0], SCORE[0])
+CRITIQUE = MarkerSet(*STRENGTH, *WEAKNESS, *SUGGESTION, *SCORE, ANY_START)
 
 _NUMBER = r"(?<![\d.])(\d+(?:\.\d+)?)(?!\.?\d)"
 # Scale mentions are never the score: "1-10", "(1–10)", "1 to 10", "1～10", "满分10分", "10分制", "10-point".
@@ -127,7 +137,8 @@ def parse_critique(text: str) -> CritiqueVerdict:
     A section's last non-placeholder occurrence wins, and so does the last Score section with a number in it.
     """
     text = without_reasoning(text)
-    scores = blocks(text, *SCORE, stop=ANY_START)
+    scan = CRITIQUE.scan(text)
+    scores = blocks(text, *SCORE, stop=ANY_START, scan=scan)
     if not scores:
         raise ParseError(f"no score between [Score Start] and [Score End] ({SCORE_HINT})")
     numbered = [s for s in scores if any(c.isdigit() for c in s)]
@@ -135,7 +146,8 @@ def parse_critique(text: str) -> CritiqueVerdict:
         raise ParseError(f"no number in the score between [Score Start] and [Score End] ({SCORE_HINT})")
     score = read_score(numbered[-1])
     strengths, weaknesses, suggestions = (
-        last_filled(blocks(text, start, end, stop=ANY_START)) for start, end in (STRENGTH, WEAKNESS, SUGGESTION)
+        last_filled(blocks(text, start, end, stop=ANY_START, scan=scan))
+        for start, end in (STRENGTH, WEAKNESS, SUGGESTION)
     )
     if not (strengths or weaknesses or suggestions):
         raise ParseError("no text in the [Strength Start], [Weakness Start] or [Suggestion Start] sections")

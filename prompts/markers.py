@@ -6,7 +6,9 @@ returned exactly as the model wrote it (only surrounding whitespace stripped), n
 
 from __future__ import annotations
 
+import bisect
 import re
+from typing import cast
 
 # Characters per token a grammar may assume: low enough for Chinese text, so constrained replies always fit.
 CHARS_PER_TOKEN = 1.2
@@ -44,43 +46,124 @@ def without_reasoning(text: str) -> str:
 def marker(*words: str) -> re.Pattern[str]:
     """[Word Word] in any case, with extra or missing spaces (or _ and -), plurals, 【】 and symmetric ** or __."""
     body = r"[\s_-]*".join(re.escape(word) + "(?:e?s)?" for word in words)
-    bare = r"[\[【]\s*" + body + r"\s*[\]】]"
-    return re.compile("|".join([*(f"{e}{bare}{e}" for e in EMPHASIS), bare]), re.IGNORECASE)
+    pattern = re.compile("|".join([*(f"{e}{bracketed(body)}{e}" for e in EMPHASIS), bracketed(body)]), re.IGNORECASE)
+    _BODIES[pattern] = body
+    return pattern
+
+
+def bracketed(body: str) -> str:
+    return r"[\[【]\s*" + body + r"\s*[\]】]"
+
+
+_BODIES: dict[re.Pattern[str], str] = {}  # a marker's words, as `marker` made it
 
 
 def any_of(*patterns: re.Pattern[str]) -> re.Pattern[str]:
     """One pattern matching any of the given markers (e.g. every section's start marker)."""
-    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.IGNORECASE)
+    either = re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.IGNORECASE)
+    _PARTS[either] = tuple(part for p in patterns for part in _PARTS.get(p, (p,)))
+    return either
 
 
-def blocks(text: str, start: re.Pattern[str], end: re.Pattern[str], stop: re.Pattern[str] | None = None) -> list[str]:
-    """Every block's content in reply order, verbatim but stripped; the patterns are made by `marker` or `any_of`.
+_PARTS: dict[re.Pattern[str], tuple[re.Pattern[str], ...]] = {}  # the markers an `any_of` pattern is made of
 
-    A block runs from a start marker to its end marker; when the end marker is missing, to the next `stop` (by
-    default the next start marker) or the end of the text.
-    """
-    stop = stop or start
-    found: list[str] = []
-    at = 0
-    while opened := find(start, text, at):
-        limit = find(stop, text, opened.end())
-        limit_at = limit.start() if limit else len(text)
-        closed = find(end, text, opened.end(), limit_at)
-        found.append(text[opened.end() : closed.start() if closed else limit_at].strip())
-        at = opened.end()
+
+class MarkerSet:
+    """A format's markers tried together: one pass over a reply's brackets tells which marker begins at each place
+    a marker can begin, so reading every section does not search the reply again per marker. The markers are made
+    by `marker` and no two of them match at the same place (true of distinct words)."""
+
+    def __init__(self, *patterns: re.Pattern[str]) -> None:
+        self.patterns = list(dict.fromkeys(part for p in patterns for part in _PARTS.get(p, (p,))))
+        # One group per marker's words, in every form: the match's last group says which marker it is.
+        either = bracketed("(?:" + "|".join(f"({_BODIES[p]})" for p in self.patterns) + ")")
+        self.bare = re.compile(either, re.IGNORECASE)
+        self.emphasized = re.compile("|".join(f"{e}{either}{e}" for e in EMPHASIS), re.IGNORECASE)
+        # Keyed by id: a pattern's hash reads its whole compiled program each time.
+        self._indexes = {id(p): frozenset(self.patterns.index(part) for part in _PARTS.get(p, (p,))) for p in patterns}
+
+    def indexes(self, pattern: re.Pattern[str]) -> frozenset[int]:
+        """The set's markers a pattern (a marker or an `any_of` of markers in the set) stands for."""
+        return self._indexes[id(pattern)]
+
+    def scan(self, text: str) -> MarkerScan:
+        return MarkerScan(self, text)
+
+
+class MarkerScan:
+    """Every marker of a set found in one reply, in the order a search tries places: at each bracket, first the
+    emphasis two characters before it, then the bracket itself."""
+
+    def __init__(self, markers: MarkerSet, text: str) -> None:
+        self.markers, self.text = markers, text
+        self.hits: list[tuple[int, int, int, int]] = []  # (bracket, begin, end, marker index)
+        count = len(markers.patterns)
+        for bracket in BRACKET.finditer(text):
+            at = bracket.start()
+            # Only an emphasized marker can begin two characters before a bracket.
+            if at >= 2 and text[at - 2 : at] in ("**", "__") and (found := markers.emphasized.match(text, at - 2)):
+                self.hits.append((at, at - 2, found.end(), (cast(int, found.lastindex) - 1) % count))
+            if found := markers.bare.match(text, at):
+                self.hits.append((at, at, found.end(), cast(int, found.lastindex) - 1))
+        self._of: dict[int, tuple[list[int], list[tuple[int, int, int, int]]]] = {}  # by the pattern's id
+
+    def find(self, pattern: re.Pattern[str], pos: int = 0, endpos: int | None = None) -> tuple[int, int] | None:
+        """The span `pattern.search(text, pos, endpos)` finds. A match that ends by `endpos` is the one the search
+        with `endpos` finds too; one running past it is matched again within the window."""
+        endpos = len(self.text) if endpos is None else endpos
+        if (of := self._of.get(id(pattern))) is None:
+            wanted = self.markers.indexes(pattern)
+            hits = [hit for hit in self.hits if hit[3] in wanted]
+            of = self._of[id(pattern)] = ([hit[0] for hit in hits], hits)
+        brackets, hits = of
+        for i in range(bisect.bisect_left(brackets, pos), len(hits)):
+            at, begin, end, index = hits[i]
+            if at >= endpos:
+                break
+            if begin < pos:
+                continue
+            if end <= endpos:
+                return begin, end
+            if cut := self.markers.patterns[index].match(self.text, begin, endpos):
+                return cut.span()
+        return None
+
+
+def marker_set(*patterns: re.Pattern[str]) -> MarkerSet:
+    """The set of these markers, made once (keyed by id: a pattern's hash reads its whole compiled program)."""
+    key = tuple(map(id, patterns))
+    if (found := _SETS.get(key)) is None:
+        found = _SETS[key] = MarkerSet(*patterns)
     return found
 
 
-def find(pattern: re.Pattern[str], text: str, pos: int = 0, endpos: int | None = None) -> re.Match[str] | None:
-    """`pattern.search(text, pos, endpos)` for a marker pattern, tried only where a marker can begin: at a bracket,
-    or at the emphasis two characters before one. Brackets are rare in a reply, so this skips the case-insensitive
-    alternation at every other position (several times faster on a long reply)."""
-    endpos = len(text) if endpos is None else endpos
-    for bracket in BRACKET.finditer(text, pos, endpos):
-        for begin in (bracket.start() - 2, bracket.start()):
-            if begin >= pos and (found := pattern.match(text, begin, endpos)):
-                return found
-    return None
+_SETS: dict[tuple[int, ...], MarkerSet] = {}
+
+
+def blocks(
+    text: str,
+    start: re.Pattern[str],
+    end: re.Pattern[str],
+    stop: re.Pattern[str] | None = None,
+    scan: MarkerScan | None = None,
+) -> list[str]:
+    """Every block's content in reply order, verbatim but stripped; the patterns are made by `marker` or `any_of`.
+
+    A block runs from a start marker to its end marker; when the end marker is missing, to the next `stop` (by
+    default the next start marker) or the end of the text. `scan`: the reply's markers, when a parser reads several
+    sections of it.
+    """
+    stop = stop or start
+    scan = scan or marker_set(start, end, stop).scan(text)
+    found: list[str] = []
+    at = 0
+    while opened := scan.find(start, at):
+        limit = scan.find(stop, opened[1])
+        limit_at = limit[0] if limit else len(text)
+        closed = scan.find(end, opened[1], limit_at)
+        found.append(text[opened[1] : closed[0] if closed else limit_at].strip())
+        at = opened[1]
+    return found
 
 
 def section(text: str, start: re.Pattern[str], end: re.Pattern[str], stop: re.Pattern[str] | None = None) -> str | None:
