@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import sqlite3
 import threading
 from pathlib import Path
@@ -20,7 +21,7 @@ from condor_state.context import Context
 from condor_state.dataset import Dataset
 from graphs.checkpoints import RunCheckpoints
 from graphs.graph import builder
-from graphs.runner import RunError, finish_thread, run_job, run_loop
+from graphs.runner import YOUNG_GENERATION, RunError, finish_thread, run_job, run_loop
 from tests.unit.conftest import SERVED, run_until, use_fake_model
 from tests.unit.fake_chat import FakeChatModel
 
@@ -72,20 +73,25 @@ def test_a_thread_with_nothing_saved_starts_afresh() -> None:
     assert asyncio.run(finish_thread(graph, {"configurable": {"thread_id": "never"}}, SERVED)) is None
 
 
-def test_a_run_on_the_engines_loop_stores_every_sample_and_that_loop_is_uvloop(
+def test_a_run_on_the_engines_loop_stores_every_sample_on_uvloop_with_a_larger_young_generation(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """The collector's thresholds are the engine's only while it runs: a library caller gets its own back."""
     import uvloop
 
     use_fake_model(monkeypatch)
     loops: list[asyncio.AbstractEventLoop] = []
+    thresholds: list[tuple[int, int, int]] = []
+    before = gc.get_threshold()
 
     async def job() -> Any:
         loops.append(asyncio.get_running_loop())
+        thresholds.append(gc.get_threshold())
         return await run_job(tmp_path, 3, SERVED)
 
     summary = run_loop(job())
     assert isinstance(loops[0], uvloop.Loop) and summary.done == 3 and len(rows(tmp_path)) == 3
+    assert thresholds == [(YOUNG_GENERATION, *before[1:])] and gc.get_threshold() == before
 
 
 def rows(out: Path) -> list[dict[str, Any]]:
