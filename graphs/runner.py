@@ -47,7 +47,7 @@ T = TypeVar("T")
 
 
 # Objects a collection of the youngest generation waits for while the engine runs (Python's default: 700). A graph
-# step makes thousands that die young; at 700 the collector ran every few steps, ~5 % of a run's CPU.
+# step makes thousands that die young; at 700 the collector ran every few steps: 3–5 % of a run's CPU.
 YOUNG_GENERATION = 20_000
 
 
