@@ -69,16 +69,22 @@ _PARTS: dict[re.Pattern[str], tuple[re.Pattern[str], ...]] = {}  # the markers a
 
 
 class MarkerSet:
-    """A format's markers tried together: one pass over a reply's brackets tells which marker begins at each place
-    a marker can begin, so reading every section does not search the reply again per marker. The markers are made
-    by `marker` and no two of them match at the same place (true of distinct words)."""
+    """A format's markers tried together: one pass of one regex over a reply finds every place any of them begins,
+    so reading every section does not search the reply again per marker. The markers are made by `marker` and no
+    two of them match at the same place (true of distinct words)."""
 
     def __init__(self, *patterns: re.Pattern[str]) -> None:
         self.patterns = list(dict.fromkeys(part for p in patterns for part in _PARTS.get(p, (p,))))
-        # One group per marker's words, in every form: the match's last group says which marker it is.
-        either = bracketed("(?:" + "|".join(f"({_BODIES[p]})" for p in self.patterns) + ")")
-        self.bare = re.compile(either, re.IGNORECASE)
-        self.emphasized = re.compile("|".join(f"{e}{either}{e}" for e in EMPHASIS), re.IGNORECASE)
+        # Each marker in each form ends with an empty group: the match's last group says which marker it is, in
+        # which form, and where it ends.
+        forms = ["|".join(rf"{_BODIES[p]}\s*[\]】]{e}()" for p in self.patterns) for e in (*EMPHASIS, "")]
+        self.anywhere = re.compile(
+            "|".join(rf"{e}[\[【]\s*(?:{form})" for e, form in zip((*EMPHASIS, ""), forms, strict=True)),
+            re.IGNORECASE,
+        )
+        self.emphasized = re.compile(
+            "|".join(rf"{e}[\[【]\s*(?:{form})" for e, form in zip(EMPHASIS, forms[:2], strict=True)), re.IGNORECASE
+        )
         # Keyed by id: a pattern's hash reads its whole compiled program each time.
         self._indexes = {id(p): frozenset(self.patterns.index(part) for part in _PARTS.get(p, (p,))) for p in patterns}
 
@@ -92,36 +98,45 @@ class MarkerSet:
 
 class MarkerScan:
     """Every marker of a set found in one reply, in the order a search tries places: at each bracket, first the
-    emphasis two characters before it, then the bracket itself."""
+    emphasis two characters before it, then the bracket itself (which is the order of where they begin)."""
 
     def __init__(self, markers: MarkerSet, text: str) -> None:
         self.markers, self.text = markers, text
-        self.hits: list[tuple[int, int, int, int]] = []  # (bracket, begin, end, marker index)
+        # The search finds markers that do not overlap; the only others begin inside an emphasized one: the bare
+        # marker within it, and one whose emphasis is its closing ** (both added below).
+        hits: set[tuple[int, int, int, int]] = set()  # (begin, end, its bracket, marker index)
         count = len(markers.patterns)
-        for bracket in BRACKET.finditer(text):
-            at = bracket.start()
-            # Only an emphasized marker can begin two characters before a bracket.
-            if at >= 2 and text[at - 2 : at] in ("**", "__") and (found := markers.emphasized.match(text, at - 2)):
-                self.hits.append((at, at - 2, found.end(), (cast(int, found.lastindex) - 1) % count))
-            if found := markers.bare.match(text, at):
-                self.hits.append((at, at, found.end(), cast(int, found.lastindex) - 1))
+        for found in markers.anywhere.finditer(text):
+            group = cast(int, found.lastindex)
+            begin, end, index = found.start(), found.end(group), (group - 1) % count
+            if group > 2 * count:
+                hits.add((begin, end, begin, index))
+                continue
+            hits.add((begin, end, begin + 2, index))
+            hits.add((begin + 2, end - 2, begin + 2, index))  # the bare marker inside the emphasis
+            # "**[A]**[B]**" and "**[A]***[B]**": an emphasized [B] begins inside **[A]**.
+            for bracket in (end, end + 1):
+                if text[bracket : bracket + 1] in ("[", "【") and text[bracket - 2 : bracket] in ("**", "__"):
+                    if inner := markers.emphasized.match(text, bracket - 2):
+                        last = cast(int, inner.lastindex)
+                        hits.add((bracket - 2, inner.end(last), bracket, (last - 1) % count))
+        self.hits = sorted(hits)
         self._of: dict[int, tuple[list[int], list[tuple[int, int, int, int]]]] = {}  # by the pattern's id
 
     def find(self, pattern: re.Pattern[str], pos: int = 0, endpos: int | None = None) -> tuple[int, int] | None:
-        """The span `pattern.search(text, pos, endpos)` finds. A match that ends by `endpos` is the one the search
-        with `endpos` finds too; one running past it is matched again within the window."""
+        """The span `pattern.search(text, pos, endpos)` finds: the first marker of the pattern's beginning at `pos`
+        or later with its bracket before `endpos`. One that ends by `endpos` is the one the search with `endpos`
+        finds too; one running past it is matched again within the window."""
         endpos = len(self.text) if endpos is None else endpos
         if (of := self._of.get(id(pattern))) is None:
             wanted = self.markers.indexes(pattern)
             hits = [hit for hit in self.hits if hit[3] in wanted]
             of = self._of[id(pattern)] = ([hit[0] for hit in hits], hits)
-        brackets, hits = of
-        for i in range(bisect.bisect_left(brackets, pos), len(hits)):
-            at, begin, end, index = hits[i]
-            if at >= endpos:
-                break
-            if begin < pos:
-                continue
+        begins, hits = of
+        for i in range(bisect.bisect_left(begins, pos), len(hits)):
+            begin, end, bracket, index = hits[i]
+            if bracket >= endpos:
+                return None
             if end <= endpos:
                 return begin, end
             if cut := self.markers.patterns[index].match(self.text, begin, endpos):
