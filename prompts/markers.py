@@ -116,10 +116,10 @@ class MarkerScan:
             hits.add((begin + 2, end - 2, begin + 2, index))  # the bare marker inside the emphasis
             # "**[A]**[B]**" and "**[A]***[B]**": an emphasized [B] begins inside **[A]**.
             for bracket in (end, end + 1):
-                if text[bracket : bracket + 1] in ("[", "【") and text[bracket - 2 : bracket] in ("**", "__"):
-                    if inner := markers.emphasized.match(text, bracket - 2):
-                        last = cast(int, inner.lastindex)
-                        hits.add((bracket - 2, inner.end(last), bracket, (last - 1) % count))
+                emphasized = text[bracket : bracket + 1] in ("[", "【") and text[bracket - 2 : bracket] in ("**", "__")
+                if emphasized and (inner := markers.emphasized.match(text, bracket - 2)):
+                    last = cast(int, inner.lastindex)
+                    hits.add((bracket - 2, inner.end(last), bracket, (last - 1) % count))
         self.hits = sorted(hits)
         self._of: dict[int, tuple[list[int], list[tuple[int, int, int, int]]]] = {}  # by the pattern's id
 
