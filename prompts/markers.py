@@ -121,18 +121,22 @@ class MarkerScan:
                     last = cast(int, inner.lastindex)
                     hits.add((bracket - 2, inner.end(last), bracket, (last - 1) % count))
         self.hits = sorted(hits)
-        self._of: dict[int, tuple[list[int], list[tuple[int, int, int, int]]]] = {}  # by the pattern's id
+        self._kept: dict[int, tuple[list[int], list[tuple[int, int, int, int]]]] = {}  # by the pattern's id
+
+    def _of(self, pattern: re.Pattern[str]) -> tuple[list[int], list[tuple[int, int, int, int]]]:
+        """The pattern's hits and where each begins (for bisecting), kept per pattern id."""
+        if (of := self._kept.get(id(pattern))) is None:
+            wanted = self.markers.indexes(pattern)
+            hits = [hit for hit in self.hits if hit[3] in wanted]
+            of = self._kept[id(pattern)] = ([hit[0] for hit in hits], hits)
+        return of
 
     def find(self, pattern: re.Pattern[str], pos: int = 0, endpos: int | None = None) -> tuple[int, int] | None:
         """The span `pattern.search(text, pos, endpos)` finds: the first marker of the pattern's beginning at `pos`
         or later with its bracket before `endpos`. One that ends by `endpos` is the one the search with `endpos`
         finds too; one running past it is matched again within the window."""
         endpos = len(self.text) if endpos is None else endpos
-        if (of := self._of.get(id(pattern))) is None:
-            wanted = self.markers.indexes(pattern)
-            hits = [hit for hit in self.hits if hit[3] in wanted]
-            of = self._of[id(pattern)] = ([hit[0] for hit in hits], hits)
-        begins, hits = of
+        begins, hits = self._of(pattern)
         for i in range(bisect.bisect_left(begins, pos), len(hits)):
             begin, end, bracket, index = hits[i]
             if bracket >= endpos:
@@ -142,6 +146,33 @@ class MarkerScan:
             if cut := self.markers.patterns[index].match(self.text, begin, endpos):
                 return cut.span()
         return None
+
+    def blocks(self, start: re.Pattern[str], end: re.Pattern[str], stop: re.Pattern[str]) -> list[str]:
+        """`blocks` on this scan: each start marker opens a block, which its end marker closes, else the next stop
+        marker or the end of the text. `find` in one loop: a reply's sections are read per request."""
+        text = self.text
+        starts, opened = self._of(start)
+        stops, stopping = self._of(stop)
+        ends, closing = self._of(end)
+        found: list[str] = []
+        i = 0
+        while i < len(opened):
+            content_at = opened[i][1]
+            j = bisect.bisect_left(stops, content_at)
+            limit_at = stopping[j][0] if j < len(stopping) else len(text)
+            closed_at = limit_at
+            for begin, close_end, bracket, index in closing[bisect.bisect_left(ends, content_at) :]:
+                if bracket >= limit_at:
+                    break
+                if close_end <= limit_at:
+                    closed_at = begin
+                    break
+                if cut := self.markers.patterns[index].match(text, begin, limit_at):
+                    closed_at = cut.start()
+                    break
+            found.append(text[content_at:closed_at].strip())
+            i = bisect.bisect_left(starts, content_at, i + 1)
+        return found
 
 
 def marker_set(*patterns: re.Pattern[str]) -> MarkerSet:
@@ -169,16 +200,7 @@ def blocks(
     sections of it.
     """
     stop = stop or start
-    scan = scan or marker_set(start, end, stop).scan(text)
-    found: list[str] = []
-    at = 0
-    while opened := scan.find(start, at):
-        limit = scan.find(stop, opened[1])
-        limit_at = limit[0] if limit else len(text)
-        closed = scan.find(end, opened[1], limit_at)
-        found.append(text[opened[1] : closed[0] if closed else limit_at].strip())
-        at = opened[1]
-    return found
+    return (scan or marker_set(start, end, stop).scan(text)).blocks(start, end, stop)
 
 
 def section(text: str, start: re.Pattern[str], end: re.Pattern[str], stop: re.Pattern[str] | None = None) -> str | None:

@@ -252,3 +252,31 @@ def test_one_scan_of_a_replys_markers_finds_what_each_markers_regex_search_finds
         for pos, endpos in ((0, len(text)), (min(cut, len(text)), len(text)), (0, min(cut, len(text)))):
             expected = pattern.search(text, pos, endpos)
             assert scan.find(pattern, pos, endpos) == (expected and expected.span())
+
+
+def searched_blocks(text: str, start: re.Pattern[str], end: re.Pattern[str], stop: re.Pattern[str]) -> list[str]:
+    """The block rule with each marker's own regex search: what reading blocks from a scan must give."""
+    found: list[str] = []
+    at = 0
+    while opened := start.search(text, at):
+        limit = stop.search(text, opened.end())
+        limit_at = limit.start() if limit else len(text)
+        closed = end.search(text, opened.end(), limit_at)
+        found.append(text[opened.end() : closed.start() if closed else limit_at].strip())
+        at = opened.end()
+    return found
+
+
+SECTIONS = [
+    *((start, end, critique.ANY_START) for start, end in (critique.STRENGTH, critique.WEAKNESS, critique.SCORE)),
+    (critique.SCORE[0], critique.SCORE[1], critique.SCORE[0]),
+    (revision.START, revision.END, revision.START),
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.lists(st.sampled_from([*MARKER_PARTS, "text", "7", "\n"]), max_size=30).map("".join))
+def test_blocks_read_from_one_scan_are_those_each_markers_regex_search_gives(text: str) -> None:
+    scan = ALL_MARKERS.scan(text)
+    for start, end, stop in SECTIONS:
+        assert scan.blocks(start, end, stop) == searched_blocks(text, start, end, stop)
