@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
+
+from graphs.startup import imported
 
 COMMANDS = {
     "run": ("graphs.run", "synthesize N samples into DIR/condor.db (resumable)"),
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] not in COMMANDS:
         sys.stderr.write(f"condor: error: unknown command '{args[0]}' (choose from {', '.join(COMMANDS)})\n")
         return 2
-    module = importlib.import_module(COMMANDS[args[0]][0])  # only the chosen command's imports are paid for
+    module = imported(COMMANDS[args[0]][0])  # only the chosen command's imports are paid for
     sys.argv = [f"condor {args[0]}", *args[1:]]
     result: int = module.main(args[1:])
     return result

@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import gc
 
-# The imports make over 100,000 objects that live as long as the process (main() freezes them); collecting while
-# they are made only walks them again and again, ~0.1 s of every start-up, so the collector waits for the imports.
-_collecting = gc.isenabled()
-gc.disable()
-try:
-    import asyncio
-    import signal
-    import sys
-    from pathlib import Path
-    from typing import Any
+from graphs.startup import imported
 
-    from agents.models import ModelUnavailable, check_model, gguf_path
-    from condor_state.context import Context
-    from condor_state.plan import LanguageMixError, parse_language_mix, parse_root_weights
-    from condor_state.tree import TreeError, load_tree
-    from graphs.options import OneLineParser, add_context_flags, context_from, fail
-    from graphs.processes import auto_processes, can_fork, run_in_processes
-    from graphs.progress import RunSummary, reporter
-    from graphs.runner import RunError, prepare, run_job, run_loop, two_stage_stop
-finally:
-    if _collecting:
-        gc.enable()
+# The engine with all it imports (LangGraph, LangChain's chat-model base, aiohttp) first, the fast way (see
+# graphs.startup); the statements below then find it imported.
+imported("graphs.runner")
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from agents.models import ModelUnavailable, check_model, gguf_path
+from condor_state.context import Context
+from condor_state.plan import LanguageMixError, parse_language_mix, parse_root_weights
+from condor_state.tree import TreeError, load_tree
+from graphs.options import OneLineParser, add_context_flags, context_from, fail
+from graphs.processes import auto_processes, can_fork, run_in_processes
+from graphs.progress import RunSummary, reporter
+from graphs.runner import RunError, prepare, run_job, run_loop, two_stage_stop
 
 PROG = "python -m graphs.run"
 
