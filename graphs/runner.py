@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import sqlite3
@@ -303,7 +304,7 @@ async def run_calls(
     # A thread's durable record is its log (input and replies, kept as they come): re-running its steps on the
     # kept replies rebuilds it, so no step is checkpointed. Threads checkpointed by earlier versions still finish.
     graph = builder.compile()
-    checkpointed = builder.compile(checkpointer=cast(Any, saver))
+    checkpointed = functools.cache(lambda: builder.compile(checkpointer=cast(Any, saver)))  # only for such threads
     existing = await _threads_to_resume(saver, context.seed, {i for i, _ in pending}, owns)
     summary.resumed_threads = len(existing)
 
@@ -326,7 +327,7 @@ async def run_calls(
             final = (  # re-run on the kept replies; a thread checkpointed by an earlier version continues from it
                 await final_state(graph, json.loads(kept_input), config, context)
                 if kept_input is not None
-                else await finish_thread(checkpointed, config, context)
+                else await finish_thread(checkpointed(), config, context)
             )
             if final is not None:
                 store(final, keep)

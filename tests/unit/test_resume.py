@@ -19,6 +19,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 import agents.models
 from condor_state.context import Context
 from condor_state.dataset import Dataset
+from condor_state.rundir import thread_id
 from graphs.checkpoints import RunCheckpoints
 from graphs.graph import builder
 from graphs.runner import YOUNG_GENERATION, RunError, finish_thread, run_job, run_loop
@@ -101,6 +102,24 @@ def rows(out: Path) -> list[dict[str, Any]]:
         return [{**s, "rounds_rows": dataset.rounds_of(s["id"])} for s in samples]
     finally:
         dataset.close()
+
+
+def test_a_run_finishes_a_thread_an_earlier_version_checkpointed_step_by_step(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Such a thread has no log, only checkpoints: the run continues it from them and asks nothing again."""
+    calls, _ = use_fake_model(monkeypatch)
+    config: Any = {"configurable": {"thread_id": thread_id(SERVED.seed, 0)}}
+    with RunCheckpoints.open(tmp_path / "checkpoints.db") as saver:
+        halted = builder.compile(checkpointer=saver, interrupt_before=["critic"])
+        asyncio.run(halted.ainvoke({"call_index": 0, "keep": 3}, config, context=SERVED, durability="sync"))
+    asked_before = list(calls)
+    summary = asyncio.run(run_job(tmp_path, 3, SERVED))
+    assert summary.resumed_threads == 1 and summary.done == 3 and len(rows(tmp_path)) == 3
+    assert calls[: len(asked_before)] == asked_before
+    assert "question_writer" not in calls[len(asked_before) :] and "responder" not in calls[len(asked_before) :]
+    with RunCheckpoints.open(tmp_path / "checkpoints.db") as saver:
+        assert saver.thread_ids() == set()
 
 
 def test_growing_samples_continues_a_short_call_from_its_stored_questions(
