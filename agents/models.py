@@ -60,6 +60,15 @@ class ModelUnavailable(RuntimeError):
     """The configured model cannot be used at all (missing file, unreachable endpoint)."""
 
 
+# Where each --client's chat model lives: chat_model imports it on the first request; a run imports it at start-up.
+CLIENT_MODULES = {"condor": "agents.openai_chat", "openai": "langchain_openai"}
+
+
+def client_module(context: Context) -> str | None:
+    """The module of the served model's client class; None for the embedded model."""
+    return None if context.embedded else CLIENT_MODULES[context.client]
+
+
 def chat_model(context: Context, role: str, shared: ModelPool | None = None) -> Runnable[Any, BaseMessage]:
     """A new chat model for the role: the embedded llama.cpp weights bound to the role's settings (and grammar);
     for a server, the lean OpenAIChat (as little CPU per request as a bare aiohttp client) or ChatOpenAI

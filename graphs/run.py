@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agents.models import ModelUnavailable, check_model, gguf_path
+from agents.models import ModelUnavailable, check_model, client_module, gguf_path
 from condor_state.context import Context
 from condor_state.plan import LanguageMixError, parse_language_mix, parse_root_weights
 from condor_state.tree import TreeError, load_tree
@@ -101,9 +101,11 @@ async def run_until_stopped(out: Path, samples: int, context: Context) -> RunSum
 
 
 def main(argv: list[str] | None = None) -> int:
-    gc.freeze()  # what the imports made lives as long as the process: collections skip it from now on
     args = parser().parse_args(argv)
     context = context_from(PROG, args)
+    if module := client_module(context):
+        imported(module)  # the served model's client (aiohttp, LangChain's chat-model base) the fast way, not lazily
+    gc.freeze()  # what the imports made lives as long as the process: collections skip it from now on
     validate(args, context)
     if args.ray:
         return finish(run_cluster(args, context))

@@ -196,3 +196,13 @@ def test_the_run_seed_reaches_the_served_model() -> None:
 
     model: Any = chat_model(Context(base_url="http://127.0.0.1:9/v1", seed=1234), "critic")
     assert model.seed == 1234
+
+
+@pytest.mark.parametrize("client", ["condor", "openai"])
+def test_a_run_imports_at_start_up_the_module_of_the_client_its_model_is_made_from(client: str) -> None:
+    from agents.models import chat_model, client_module
+
+    served = Context(base_url="http://127.0.0.1:9/v1", client=client)
+    module = client_module(served)
+    assert module is not None and type(chat_model(served, "critic")).__module__.startswith(module)
+    assert client_module(Context()) is None  # the embedded model: no HTTP client to import
