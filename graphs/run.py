@@ -103,10 +103,10 @@ async def run_until_stopped(out: Path, samples: int, context: Context) -> RunSum
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     context = context_from(PROG, args)
-    if module := client_module(context):
+    validate(args, context)
+    if (module := client_module(context)) and not args.ray:  # a Ray driver sends no request itself
         imported(module)  # the served model's client (aiohttp, LangChain's chat-model base) the fast way, not lazily
     gc.freeze()  # what the imports made lives as long as the process: collections skip it from now on
-    validate(args, context)
     if args.ray:
         return finish(run_cluster(args, context))
     try:

@@ -11,9 +11,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 # CPython (3.11 to 3.13) keeps frames in 16 KiB chunks and frees a chunk as soon as the calls fall back below it:
-# nested imports cross such a boundary back and forth ~14,000 times in a run's start-up, a mmap and a munmap each
-# (~0.2 s of a 1.9 s import here). A frame this big (8,300 slots, 65 KiB) gets a fresh 128 KiB chunk of its own,
-# and the imports made from it run in the ~60 KiB left, with no boundary to cross.
+# nested imports cross such a boundary back and forth ~17,000 times in a run's start-up, a mmap and a munmap each
+# (0.3 s of the 1.8 s of CPU `python -m graphs.run --help` took here). A frame this big (8,300 slots, 65 KiB) gets
+# a fresh 128 KiB chunk of its own, and the imports made from it run in the ~60 KiB left, with no boundary to cross.
 ROOMY_FRAME_SLOTS = 8300
 
 

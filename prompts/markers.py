@@ -19,7 +19,6 @@ THINK_TAG = re.compile(r"<(/?)think(?:ing)?>", re.IGNORECASE)
 # What a model writes when it echoes the format instead of filling it in: "", "...", "…", "1. ...".
 PLACEHOLDER = re.compile(r"\s*(?:(?:\d{1,2}\s*[.)、]\s*)?(?:\.{2,}|。{2,}|…+)|[.。]?)\s*")
 EMPHASIS = (r"\*\*", "__")
-BRACKET = re.compile(r"[\[【]")  # where every marker's bracket is; its emphasis, if any, is the two characters before
 
 
 class ParseError(ValueError):
@@ -149,28 +148,19 @@ class MarkerScan:
 
     def blocks(self, start: re.Pattern[str], end: re.Pattern[str], stop: re.Pattern[str]) -> list[str]:
         """`blocks` on this scan: each start marker opens a block, which its end marker closes, else the next stop
-        marker or the end of the text. `find` in one loop: a reply's sections are read per request."""
+        marker or the end of the text. The starts and stops are bisected here: a reply's sections are read per
+        request."""
         text = self.text
         starts, opened = self._of(start)
         stops, stopping = self._of(stop)
-        ends, closing = self._of(end)
         found: list[str] = []
         i = 0
         while i < len(opened):
             content_at = opened[i][1]
             j = bisect.bisect_left(stops, content_at)
             limit_at = stopping[j][0] if j < len(stopping) else len(text)
-            closed_at = limit_at
-            for begin, close_end, bracket, index in closing[bisect.bisect_left(ends, content_at) :]:
-                if bracket >= limit_at:
-                    break
-                if close_end <= limit_at:
-                    closed_at = begin
-                    break
-                if cut := self.markers.patterns[index].match(text, begin, limit_at):
-                    closed_at = cut.start()
-                    break
-            found.append(text[content_at:closed_at].strip())
+            closed = self.find(end, content_at, limit_at)
+            found.append(text[content_at : closed[0] if closed else limit_at].strip())
             i = bisect.bisect_left(starts, content_at, i + 1)
         return found
 
