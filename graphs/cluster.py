@@ -31,6 +31,7 @@ from condor_state.rundir import (
     SETTINGS,
     DirectoryInUse,
     SettingsChanged,
+    call_of,
     hold,
     read_settings,
     refuse_changes,
@@ -212,6 +213,8 @@ def _drive(
                 reporter.update(summary, len(running))
             if stopping:
                 _cancel(list(running))
+        if not stopping:
+            asyncio.run(_delete_leftovers(url, context.seed, dict(plan), store))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -228,6 +231,25 @@ def _drive(
         reporter.close()
         ray.shutdown()
     return summary
+
+
+async def _delete_leftovers(url: str, seed: int, keep: dict[int, int], store: Any) -> None:
+    """Threads of calls stored in full: a worker killed between storing a call and deleting its thread leaves one,
+    and no chunk owns a stored call. Each is deleted under its call's claim, so a straggler still finishing it wins."""
+    stored = store.stored_per_call()
+    claims = store.claims()
+    try:
+        async with _checkpoints(url) as saver:
+            for tid in await saver.athread_ids():
+                call = call_of(tid, seed)
+                if call is None or call not in keep or stored.get(call, 0) < keep[call] or not claims.take(call):
+                    continue
+                try:
+                    await saver.adelete_thread(tid)
+                finally:
+                    claims.give_back(call)
+    finally:
+        claims.close()
 
 
 def _cancel(tasks: list[Any]) -> None:

@@ -17,6 +17,8 @@ import psycopg
 import pytest
 
 from benchmarks.openai_stub import StubServer
+from condor_state.context import Context
+from condor_state.rundir import thread_id
 from tests.conftest import ROOT
 from tests.integration.conftest import cli_env, free_port, run_cli, serving
 from tests.integration.postgres import PostgresServer
@@ -143,6 +145,27 @@ def test_a_driver_killed_with_sigkill_leaves_nothing_writing_and_the_same_comman
     assert again.returncode == 0, err
     assert_whole(postgres, url)
     assert slow.repeats <= CONCURRENCY, slow.repeats  # only the requests in flight at the kill
+
+
+def test_a_thread_left_by_a_call_stored_just_before_its_worker_died_is_deleted_by_the_next_driver(
+    tmp_path: Path, cluster: Any, slow: StubServer, postgres: PostgresServer
+) -> None:
+    url = postgres.fresh_database("leftover")
+    args = ["--samples", "6", "--out", str(tmp_path / "run"), "--base-url", slow.base_url]
+    args += ["--ray", cluster.address, "--store", url]
+    first = run_cli("graphs.run", *args, **postgres.env())
+    assert first.returncode == 0, first.stderr
+    seed = Context().seed
+    # the log a worker killed between storing call 0 and deleting its thread leaves behind, and the log of a call
+    # beyond this run's plan (a larger run's, interrupted), which a later larger run still needs
+    with psycopg.connect(url, password=postgres.password) as conn:
+        for call, key in [(0, "input"), (0, "writer"), (7, "input")]:
+            conn.execute("INSERT INTO checkpoint_replies VALUES (%s, %s, %s)", (thread_id(seed, call), key, "{}"))
+    again = run_cli("graphs.run", *args, **postgres.env())
+    assert again.returncode == 0, again.stderr
+    left = query(postgres, url, "SELECT DISTINCT thread_id FROM checkpoint_replies")
+    assert left == [(thread_id(seed, 7),)]
+    assert stored(postgres, url) == 6
 
 
 @pytest.mark.parametrize("how", ["auto", "client"])
