@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gc
+import importlib
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from graphs.startup import imported
+from graphs.startup import DeferredPackage, defer, imported
 
 
 @pytest.fixture
@@ -49,3 +51,60 @@ def test_deep_imports_made_from_the_roomy_frame_load_every_module(module_dir: Pa
         write_module(module_dir, f"startup_chain{i}", f"import startup_chain{i + 1}\n" if i < 59 else "DEPTH = 60\n")
     assert imported("startup_chain0") is sys.modules["startup_chain0"]
     assert sys.modules["startup_chain59"].DEPTH == 60
+
+
+def write_package(where: Path, name: str) -> None:
+    """A package whose __init__ counts its runs in a module of its own and defines NAME; one plain submodule."""
+    (where / name).mkdir()
+    (where / name / "__init__.py").write_text(
+        f"import {name}_runs\n{name}_runs.COUNT += 1\nNAME = 'from the init'\n", encoding="utf-8"
+    )
+    (where / name / "sub.py").write_text("VALUE = 42\n", encoding="utf-8")
+    write_module(where, f"{name}_runs", "COUNT = 0\n")
+    sys.modules.pop(name, None)
+    sys.modules.pop(f"{name}.sub", None)
+
+
+def test_a_deferred_packages_submodule_imports_without_its_init_which_runs_once_at_the_first_name_asked(
+    module_dir: Path,
+) -> None:
+    write_package(module_dir, "deferred_pkg")
+    try:
+        defer("deferred_pkg")
+        from deferred_pkg.sub import VALUE  # type: ignore[import-not-found]
+
+        runs = importlib.import_module("deferred_pkg_runs")  # not imported by the init: it has not run
+        assert VALUE == 42 and runs.COUNT == 0 and type(sys.modules["deferred_pkg"]) is DeferredPackage
+        from deferred_pkg import NAME  # type: ignore[import-not-found]
+
+        assert NAME == "from the init" and runs.COUNT == 1
+        assert sys.modules["deferred_pkg"].NAME == NAME and sys.modules["deferred_pkg"].sub.VALUE == 42
+        assert runs.COUNT == 1 and type(sys.modules["deferred_pkg"]) is type(sys)
+        with pytest.raises(AttributeError):
+            _ = sys.modules["deferred_pkg"].MISSING
+    finally:
+        for name in ("deferred_pkg", "deferred_pkg.sub", "deferred_pkg_runs"):
+            sys.modules.pop(name, None)
+
+
+def test_deferring_leaves_an_imported_or_missing_package_alone(module_dir: Path) -> None:
+    defer("no_such_package_here")
+    assert "no_such_package_here" not in sys.modules
+    defer("json")
+    assert type(sys.modules["json"]) is type(sys)
+
+
+def test_the_engines_imports_leave_the_sdk_and_langsmiths_api_models_unloaded_yet_usable() -> None:
+    """What the deferral saves holds for the installed langgraph and langsmith, and their names still resolve."""
+    code = (
+        "import sys\n"
+        "from graphs.startup import imported\n"
+        "imported('graphs.runner'); imported('agents.openai_chat')\n"
+        "print(type(sys.modules['langgraph_sdk']).__name__, type(sys.modules['langsmith.types']).__name__,"
+        " 'httpx' in sys.modules)\n"
+        "from langgraph_sdk import get_client\n"
+        "from langsmith.types import RunSelectField\n"
+        "print(callable(get_client), RunSelectField is not None, 'httpx' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["DeferredPackage DeferredPackage False", "True True True"]
