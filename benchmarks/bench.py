@@ -49,8 +49,11 @@ class Stub:
 
 
 def env() -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CONDOR_"))}
-    return {**clean, "PYTHONPATH": str(ROOT)}
+    """The environment of every measured command, with bytecode caches on as a user's interpreter keeps them: an
+    environment that turns them off (PYTHONDONTWRITEBYTECODE, as this machine's does) charges each start-up the
+    compiling of the project's own modules (50-80 ms here), which a user's second run never pays."""
+    skipped = ("OPENAI_", "CONDOR_", "PYTHONDONTWRITEBYTECODE")
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(skipped)}, "PYTHONPATH": str(ROOT)}
 
 
 def run(
