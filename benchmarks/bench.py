@@ -131,7 +131,20 @@ def server_ceiling(concurrency: int, requests: int) -> float:
     return stats["requests"] * LATENCY / concurrency / (stats["last_response_at"] - stats["first_request_at"])
 
 
-def cpu_per_sample(work: Path, small: int, large: int, rounds: int = 3) -> dict[str, Any]:
+def dataflow_cpu(python: str, stub: Stub, samples: int) -> tuple[float, int]:
+    """CPU seconds of OpenDCAI DataFlow's Condor operators on `samples` (imports excluded) and the requests sent."""
+    before = stub.get("/stats")["requests"]
+    args = [python, "-m", "benchmarks.dataflow_cpu", str(samples), "--base-url", stub.url + "/v1"]
+    out = subprocess.run([*args, "--concurrency", "16"], cwd=ROOT, env=env(), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"benchmarks.dataflow_cpu failed: {out.stderr[-2000:]}")
+    figures = json.loads(out.stdout.splitlines()[-1])
+    if sorted(figures["rows"].values()) != [samples, samples]:  # the generator's and the refiner's rows: all done
+        raise SystemExit(f"DataFlow's operators did not finish every sample: {figures['rows']}")
+    return float(figures["cpu_s"]), stub.get("/stats")["requests"] - before
+
+
+def cpu_per_sample(work: Path, small: int, large: int, rounds: int = 3, dataflow: str | None = None) -> dict[str, Any]:
     """CPU per sample against an instant server (start-up cost cancels in the difference), and its parts: the
     median of `rounds` rounds, each measuring every figure within the same minute (the bare client included), so
     a drift in the machine's speed moves a round's figures together rather than the comparison between them."""
@@ -145,6 +158,12 @@ def cpu_per_sample(work: Path, small: int, large: int, rounds: int = 3) -> dict[
             per_sample = (stub.get("/stats")["requests"] - before) / large
             client = breakdown("client", stub.url + "/v1", "2000", "16") / 2000
             bare = breakdown("bare", stub.url + "/v1", "2000", "16") / 2000
+            if dataflow:  # the same stub, sizes and in-flight bound, in the same minute
+                (df_small, _), (df_large, df_requests) = (dataflow_cpu(dataflow, stub, n) for n in (small, large))
+                df_total = (df_large - df_small) / (large - small)
+                measured.setdefault("dataflow", []).append(df_total)
+                measured.setdefault("dataflow_requests_per_sample", []).append(df_requests / large)
+                measured.setdefault("dataflow_request_ratio", []).append(df_total / (df_requests / large) / bare)
         finally:
             stub.close()
         engine, chat = (
@@ -167,9 +186,8 @@ def cpu_per_sample(work: Path, small: int, large: int, rounds: int = 3) -> dict[
         }
         for name, value in figures.items():
             measured.setdefault(name, []).append(value)
-    return {name: statistics.median(values) for name, values in measured.items()} | {
-        "total_range": (min(measured["total"]), max(measured["total"])),
-    }
+    ranges = {f"{name}_range": (min(values), max(values)) for name, values in measured.items()}
+    return {name: statistics.median(values) for name, values in measured.items()} | ranges
 
 
 def breakdown(*args: str) -> float:
@@ -236,6 +254,8 @@ def resume_latency(work: Path, samples: int, attempt: int = 0, done_share: float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, figures less stable)")
+    parser.add_argument("--dataflow", metavar="PYTHON", help="an interpreter with open-dataflow installed: its Condor "
+                        "operators are measured beside Condor in each CPU round (see the README)")  # fmt: skip
     args = parser.parse_args()
     scale = 0.25 if args.quick else 1.0
     with tempfile.TemporaryDirectory(prefix="condor-bench-") as tmp:
@@ -259,7 +279,7 @@ def main() -> None:
             f"  the stub with a bare aiohttp client at 32, starts staggered (the ceiling): {ceiling:.3f}",
             flush=True,
         )
-        cpu = cpu_per_sample(work, 30, max(60, int(600 * scale)), rounds=1 if args.quick else 3)
+        cpu = cpu_per_sample(work, 30, max(60, int(600 * scale)), rounds=1 if args.quick else 3, dataflow=args.dataflow)
         client = cpu["client_per_request"] * cpu["requests_per_sample"]
         per_request = cpu["total"] / cpu["requests_per_sample"]
         bare = cpu["bare_per_request"]
@@ -272,6 +292,15 @@ def main() -> None:
               f"{cpu['requests_per_sample']:.2f} requests per sample)")  # fmt: skip
         print(f"  per request: {per_request * 1000:.2f} ms = {cpu['request_ratio']:.1f} x a bare aiohttp client's "
               f"{bare * 1000:.2f} ms in the same round, same stub, same prompt", flush=True)  # fmt: skip
+        if args.dataflow:
+            df_low, df_high = cpu["dataflow_range"]
+            df_per_request = cpu["dataflow"] / cpu["dataflow_requests_per_sample"]
+            print(f"  OpenDCAI DataFlow's Condor operators, same rounds: {cpu['dataflow'] * 1000:.1f} ms per sample "
+                  f"(rounds {df_low * 1000:.1f}-{df_high * 1000:.1f} ms; {cpu['dataflow_requests_per_sample']:.2f} "
+                  f"requests per sample, no critique loop); {df_per_request * 1000:.2f} ms = "
+                  f"{cpu['dataflow_request_ratio']:.1f} x bare per request", flush=True)  # fmt: skip
+        else:
+            print("  (DataFlow not measured: --dataflow PYTHON adds it to every round)")
         print(
             f"  model client alone (the factory's served model): {cpu['client_per_request'] * 1000:.2f} ms per "
             f"request ({cpu['client_per_request'] / bare:.1f} x bare) x {cpu['requests_per_sample']:.2f} = "

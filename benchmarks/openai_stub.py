@@ -23,12 +23,18 @@ from typing import Any
 
 from aiohttp import web
 
+USER_TURN_ROLES = ("[Improved Answer Start]", "[Strength Start]", "[Easy][Question Start]")
+
 
 def reply_for(messages: list[dict[str, Any]]) -> str:
     """A well-formed reply for whichever role's prompt this is; first answers score 5, revised ones 9."""
     system = next((m["content"] for m in messages if m["role"] == "system"), "")
     user = messages[-1]["content"] if messages else ""
     digest = hashlib.sha256(user.encode()).hexdigest()[:8]
+    if not any(marker in system for marker in (*USER_TURN_ROLES, "[Tag Start]")):
+        # a client whose system prompt is generic and whose instructions are in the user turn (OpenDCAI DataFlow's
+        # Condor operators): a refine prompt quotes the critique format, so the markers are tried in this order
+        system = next((marker for marker in USER_TURN_ROLES if marker in user), "")
     if "[Easy][Question Start]" in system:
         return "\n".join(
             f"[{level}][Question Start]A {level.lower()} question about topic {digest}?[Question End]"
