@@ -23,32 +23,45 @@ from typing import Any
 
 from aiohttp import web
 
-USER_TURN_ROLES = ("[Improved Answer Start]", "[Strength Start]", "[Easy][Question Start]")
+# The markers each role's prompt asks for; a refine prompt quotes the critique's, so they are tried in this order.
+ROLE_MARKERS = (
+    ("reviser", "[Improved Answer Start]"),
+    ("critic", "[Strength Start]"),
+    ("question_writer", "[Easy][Question Start]"),
+    ("tags", "[Tag Start]"),
+)
+
+
+def role_of(messages: list[dict[str, Any]]) -> str:
+    """Which role a request is for, told by its system prompt (Condor's responder has none); when a client's system
+    prompt is generic and its instructions are in the user turn (OpenDCAI DataFlow's Condor operators), by those."""
+    system = next((str(m.get("content", "")) for m in messages if m.get("role") == "system"), None)
+    user = str(messages[-1].get("content", "")) if messages else ""
+    if system is None:
+        return "responder"
+    told = system if any(marker in system for _, marker in ROLE_MARKERS) else user
+    return next((role for role, marker in ROLE_MARKERS if marker in told), "responder")
 
 
 def reply_for(messages: list[dict[str, Any]]) -> str:
     """A well-formed reply for whichever role's prompt this is; first answers score 5, revised ones 9."""
-    system = next((m["content"] for m in messages if m["role"] == "system"), "")
+    role = role_of(messages)
     user = messages[-1]["content"] if messages else ""
     digest = hashlib.sha256(user.encode()).hexdigest()[:8]
-    if not any(marker in system for marker in (*USER_TURN_ROLES, "[Tag Start]")):
-        # a client whose system prompt is generic and whose instructions are in the user turn (OpenDCAI DataFlow's
-        # Condor operators): a refine prompt quotes the critique format, so the markers are tried in this order
-        system = next((marker for marker in USER_TURN_ROLES if marker in user), "")
-    if "[Easy][Question Start]" in system:
+    if role == "question_writer":
         return "\n".join(
             f"[{level}][Question Start]A {level.lower()} question about topic {digest}?[Question End]"
             for level in ("Easy", "Medium", "Hard")
         )
-    if "[Strength Start]" in system:
+    if role == "critic":
         score = 9 if "(revised)" in user.split("[Score End]")[-1] else 5
         return (
             f"[Strength Start]1. Clear.[Strength End]\n[Weakness Start]1. Too short.[Weakness End]\n"
             f"[Suggestion Start]1. Add detail.[Suggestion End]\n[Score Start]{score}[Score End]"
         )
-    if "[Tag Start]" in system:  # graphs.tree expand: four sub-tags, unique per path
+    if role == "tags":  # graphs.tree expand: four sub-tags, unique per path
         return "\n".join(f"[Tag Start]Topic {digest} {i}[Tag End]" for i in range(1, 5))
-    if "[Improved Answer Start]" in system:
+    if role == "reviser":
         return f"[Improved Answer Start]A longer, better answer {digest} (revised).[Improved Answer End]"
     return f"An answer {digest}."
 
@@ -328,20 +341,6 @@ FORMS: dict[str, set[str]] = {
     "reviser": {"preamble", "think", "bold", "newlines", "trailing", "zh", "broken", "repair"}
     | {form for pool in IMPROVED_PARTS.values() for form, _ in pool},
 }
-
-
-def role_of(messages: list[dict[str, Any]]) -> str:
-    """Which Condor role a request is for, told by its system prompt (the responder has none)."""
-    system = next((str(m.get("content", "")) for m in messages if m.get("role") == "system"), "")
-    if "[Easy][Question Start]" in system:
-        return "question_writer"
-    if "[Strength Start]" in system:
-        return "critic"
-    if "[Tag Start]" in system:
-        return "tags"
-    if "[Improved Answer Start]" in system:
-        return "reviser"
-    return "responder"
 
 
 def realistic_reply(messages: list[dict[str, Any]]) -> dict[str, Any]:
